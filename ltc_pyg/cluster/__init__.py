@@ -1,0 +1,10 @@
+r"""Sparse routines that turn links and scores into cluster labels."""
+from ltc_pyg.cluster.merge import (connected_components,
+                                   relabel_by_first_appearance,
+                                   threshold_links)
+from ltc_pyg.cluster.threshold import otsu_threshold
+
+__all__ = [
+    'connected_components', 'relabel_by_first_appearance', 'threshold_links',
+    'otsu_threshold',
+]

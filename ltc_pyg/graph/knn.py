@@ -1,0 +1,246 @@
+r"""Cosine kNN search with faiss: exact (flat), IVF and HNSW, CPU or GPU.
+
+Features are L2-normalised, so cosine similarity is the inner product. Each
+result row starts with the node itself (similarity ~1), then its ``k - 1``
+nearest other nodes in decreasing similarity: the convention of the original
+``faiss_k_<k>.npz`` files, where ``k`` counts the node itself.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ltc_pyg.data.io import KNN, read_knn, read_knn_metadata, write_knn
+from ltc_pyg.data.validation import check_features, check_k
+
+logger = logging.getLogger(__name__)
+
+KNNMethod = Literal['flat', 'ivf', 'hnsw']
+KNN_METHODS: tuple[str, ...] = ('flat', 'ivf', 'hnsw')
+
+# Queries are searched in chunks of this many rows (progress, bounded memory).
+DEFAULT_CHUNK_SIZE = 16384
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    r"""Returns a float32 copy of ``x`` with unit-norm rows,
+    :math:`x_i / \lVert x_i \rVert_2`."""
+    x = np.array(x, dtype=np.float32, copy=True)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    np.divide(x, np.maximum(norm, np.finfo(np.float32).tiny), out=x)
+    return x
+
+
+def default_num_lists(num_nodes: int) -> int:
+    r"""IVF list count :math:`\approx 4 \sqrt{N}`, capped so that each list
+    gets at least ~39 training points (faiss' minimum)."""
+    return max(1, min(int(4 * math.sqrt(num_nodes)), num_nodes // 39))
+
+
+def _build_index(x: np.ndarray, method: str, device: str, num_lists: int | None,
+                 num_probes: int, hnsw_m: int, ef_search: int,
+                 ef_construction: int, seed: int):  # -> faiss.Index
+    import faiss
+
+    num_nodes, dim = x.shape
+    if method == 'flat':
+        index = faiss.IndexFlatIP(dim)
+    elif method == 'ivf':
+        num_lists = num_lists or default_num_lists(num_nodes)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, num_lists,
+                                   faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = seed
+        # k-means on a sample of at most 256 points per list (faiss' cap).
+        rng = np.random.default_rng(seed)
+        sample_size = min(num_nodes, 256 * num_lists)
+        sample = x[np.sort(rng.choice(num_nodes, sample_size, replace=False))]
+        logger.info('Training IVF with %d lists on %d points', num_lists,
+                    sample_size)
+        index.train(sample)
+        index.nprobe = min(num_probes, num_lists)
+    elif method == 'hnsw':
+        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+        index.hnsw.efSearch = ef_search
+    else:
+        raise ValueError(f"Unknown kNN method '{method}' (expected one of "
+                         f'{KNN_METHODS})')
+    if device.startswith('cuda'):
+        if method == 'hnsw':
+            raise ValueError("faiss has no GPU HNSW index; use method='flat' "
+                             "or 'ivf' on CUDA")
+        if not hasattr(faiss, 'StandardGpuResources'):
+            raise ValueError(f"device='{device}' needs faiss-gpu "
+                             f'(pip install ltc_pyg[gpu]); this faiss is '
+                             f'CPU-only')
+        gpu_id = int(device.split(':')[1]) if ':' in device else 0
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), gpu_id,
+                                       index)
+    return index
+
+
+def knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
+               device: str = 'cpu', num_lists: int | None = None,
+               num_probes: int = 64, hnsw_m: int = 32, ef_search: int = 128,
+               ef_construction: int = 80, chunk_size: int = DEFAULT_CHUNK_SIZE,
+               normalize: bool = True, seed: int = 0,
+               progress_bar: bool | None = None) -> KNN:
+    r"""Finds each node's ``k`` most cosine-similar nodes, itself first.
+
+    Args:
+        x (np.ndarray): Features ``[N, D]``.
+        k (int): Row length, the node itself included (``k <= N``).
+        method (str, optional): ``'flat'`` (exact), ``'ivf'`` (inverted lists,
+            ``num_lists`` x ``num_probes``) or ``'hnsw'``. (default: ``'flat'``)
+        device (str, optional): ``'cpu'`` or ``'cuda[:i]'`` (needs
+            faiss-gpu). (default: ``'cpu'``)
+        num_lists (int, optional): IVF lists; :math:`4\sqrt{N}` if omitted.
+        num_probes (int, optional): IVF lists visited per query.
+            (default: ``64``)
+        hnsw_m (int, optional): HNSW links per node. (default: ``32``)
+        ef_search (int, optional): HNSW search breadth; raised to ``k`` when
+            smaller. (default: ``128``)
+        ef_construction (int, optional): HNSW build breadth. (default: ``80``)
+        chunk_size (int, optional): Queries per search call.
+        normalize (bool, optional): L2-normalise ``x`` first.
+            (default: :obj:`True`)
+        seed (int, optional): Seed of the IVF training sample. (default: ``0``)
+        progress_bar (bool, optional): Show a progress bar; by default shown
+            for more than 50K nodes.
+
+    Returns:
+        KNN: ``neighbor`` int64 and ``similarity`` float32, both ``[N, k]``,
+        sorted by decreasing similarity with the node itself in column 0.
+    """
+    check_features(x)
+    num_nodes = x.shape[0]
+    check_k(k, num_nodes)
+    x = l2_normalize(x) if normalize else np.ascontiguousarray(x, np.float32)
+    index = _build_index(x, method, device, num_lists, num_probes, hnsw_m,
+                         max(ef_search, k), ef_construction, seed)
+    if progress_bar is None:
+        progress_bar = num_nodes > 50_000
+    logger.info('Adding %d x %d features to a %s index', num_nodes, x.shape[1],
+                method)
+    index.add(x)
+
+    neighbor = np.empty((num_nodes, k), dtype=np.int64)
+    similarity = np.empty((num_nodes, k), dtype=np.float32)
+    for start in tqdm(range(0, num_nodes, chunk_size), desc='kNN search',
+                      unit='chunk', disable=not progress_bar):
+        stop = min(start + chunk_size, num_nodes)
+        chunk_similarity, chunk_neighbor = index.search(x[start:stop], k)
+        neighbor[start:stop], similarity[start:stop] = _put_self_first(
+            chunk_neighbor, chunk_similarity, x[start:stop],
+            np.arange(start, stop))
+    return KNN(neighbor, similarity)
+
+
+def _put_self_first(neighbor: np.ndarray, similarity: np.ndarray,
+                    x: np.ndarray, row_ids: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    r"""Moves each row's own id to column 0, vectorised.
+
+    Where the search missed the node itself (duplicates, approximate search),
+    the last neighbour is dropped to make room. Missing results (faiss' ``-1``
+    when an approximate index finds fewer than ``k``) become the node itself
+    with similarity ``-1``, so every id is valid and downstream code removes
+    them with the self-loops.
+    """
+    is_self = neighbor == row_ids[:, None]
+    has_self = is_self.any(axis=1)
+    # Stable sort on "not self" brings the self column to the front.
+    order = np.argsort(~is_self, axis=1, kind='stable')
+    found = (np.take_along_axis(neighbor, order, axis=1),
+             np.take_along_axis(similarity, order, axis=1))
+    self_similarity = np.einsum('ij,ij->i', x, x)
+    inserted = (np.concatenate([row_ids[:, None], neighbor[:, :-1]], axis=1),
+                np.concatenate([self_similarity[:, None], similarity[:, :-1]],
+                               axis=1))
+    neighbor = np.where(has_self[:, None], found[0], inserted[0])
+    similarity = np.where(has_self[:, None], found[1], inserted[1])
+    # Self may have ranked below a duplicate; the row stays sorted after it.
+    similarity[:, 0] = np.maximum(similarity[:, 0], similarity[:, 1:].max(
+        axis=1, initial=-np.inf))
+    missing = neighbor < 0
+    if missing.any():
+        warnings.warn(f'The index returned fewer than k results for '
+                      f'{int(missing.any(axis=1).sum())} nodes; the gaps '
+                      f'are filled with the node itself (similarity -1). '
+                      f'Raise num_probes / ef_search', stacklevel=3)
+        neighbor = np.where(missing, row_ids[:, None], neighbor)
+        similarity = np.where(missing, np.float32(-1), similarity)
+    return neighbor, similarity.astype(np.float32)
+
+
+def fingerprint(x: np.ndarray) -> str:
+    r"""A short hash of the shape and bytes of ``x``, stored in kNN caches so
+    that a cache built for other features is never reused."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((tuple(x.shape), str(x.dtype))).encode())
+    x = np.ascontiguousarray(x)
+    for start in range(0, x.shape[0], 65536):
+        digest.update(memoryview(np.ascontiguousarray(x[start:start + 65536])))
+    return digest.hexdigest()
+
+
+def cached_knn_search(x: np.ndarray, k: int, path: str | os.PathLike,
+                      method: KNNMethod = 'flat', **kwargs) -> KNN:
+    r"""Runs :func:`knn_search` once and caches the result in ``path`` (the
+    original ``.npz`` layout plus a features fingerprint and the method).
+
+    A cache is reused only when it was built from the same features (same
+    fingerprint), the same ``k`` and the same ``method``; otherwise it is
+    rebuilt and overwritten, with a warning saying why. A file without
+    metadata (written by the original code) is trusted when its shape
+    matches, with a warning.
+
+    Args:
+        x (np.ndarray): Features ``[N, D]``.
+        k (int): Row length, the node itself included.
+        path (str): Cache file.
+        method (str, optional): See :func:`knn_search`.
+        **kwargs: Passed to :func:`knn_search`.
+    """
+    path = Path(path)
+    key = fingerprint(x)
+    if path.is_file():
+        metadata = read_knn_metadata(path)
+        if not metadata:
+            warnings.warn(f'{path} has no fingerprint (written by the original '
+                          f'code?); reusing it as is', stacklevel=2)
+            return read_knn(path, num_nodes=x.shape[0], k=k)
+        stored = (metadata.get('fingerprint'), metadata.get('method'),
+                  metadata.get('k'))
+        if stored == (key, method, str(k)):
+            logger.info('Reusing the kNN cache %s', path)
+            return read_knn(path, num_nodes=x.shape[0], k=k)
+        reasons = [name for name, old, new in zip(
+            ('features', 'method', 'k'), stored, (key, method, str(k)))
+            if old != new]
+        warnings.warn(f'{path} was built for other {", ".join(reasons)}; '
+                      f'rebuilding it', stacklevel=2)
+    knn = knn_search(x, k, method=method, **kwargs)
+    write_knn(path, knn, fingerprint=key, method=method, k=str(k))
+    return knn
+
+
+def knn_recall(approximate: KNN, exact: KNN) -> float:
+    r"""Recall@k of an approximate kNN against the exact one: the mean
+    fraction of each exact row (itself excluded) found in the approximate
+    row."""
+    approx_ids, exact_ids = approximate.neighbor[:, 1:], exact.neighbor[:, 1:]
+    if exact_ids.shape[1] == 0:
+        return 1.0
+    rows = np.arange(exact_ids.shape[0])[:, None]
+    width = exact_ids.max() + 1
+    found = np.isin(exact_ids + rows * width, approx_ids + rows * width)
+    return float(found.mean())

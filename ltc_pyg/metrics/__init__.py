@@ -1,0 +1,30 @@
+r"""Clustering metrics: pairwise F, BCubed F and NMI."""
+from __future__ import annotations
+
+import numpy as np
+
+from ltc_pyg.metrics.bcubed import bcubed
+from ltc_pyg.metrics.contingency import Contingency, contingency
+from ltc_pyg.metrics.nmi import nmi
+from ltc_pyg.metrics.pairwise import PRF, pairwise
+
+METRIC_KEYS: tuple[str, ...] = (
+    'pairwise_precision', 'pairwise_recall', 'pairwise_fscore',
+    'bcubed_precision', 'bcubed_recall', 'bcubed_fscore', 'nmi')
+
+
+def evaluate(labels_true: np.ndarray,
+             labels_pred: np.ndarray) -> dict[str, float]:
+    r"""All metrics at once, under the keys of :data:`METRIC_KEYS` (the keys
+    of ``ltc-pyg evaluate --json`` and of every report). Undefined values
+    are NaN."""
+    pair = pairwise(labels_true, labels_pred)
+    cube = bcubed(labels_true, labels_pred)
+    values = (*pair, *cube, nmi(labels_true, labels_pred))
+    return dict(zip(METRIC_KEYS, map(float, values)))
+
+
+__all__ = [
+    'Contingency', 'contingency', 'PRF', 'pairwise', 'bcubed', 'nmi',
+    'evaluate', 'METRIC_KEYS',
+]

@@ -1,0 +1,300 @@
+r"""``ltc-pyg``: the command line, the only argparse entry point.
+
+Sub-commands::
+
+    ltc-pyg knn       features -> kNN file in the original .npz layout
+    ltc-pyg evaluate  true + predicted .meta -> pairwise F, BCubed F, NMI
+    ltc-pyg train     NAME: features + labels -> checkpoint
+    ltc-pyg cluster   --method NAME: features -> predicted .meta + report
+
+Bad input exits with code 2 and one line naming the file and the numbers;
+nothing is written on failure (every write is atomic).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ltc_pyg.config import KNNConfig, RunConfig, load_config
+from ltc_pyg.data.io import read_features, read_labels, write_knn, write_labels
+from ltc_pyg.graph.knn import KNN_METHODS, knn_search
+from ltc_pyg.metrics import evaluate
+from ltc_pyg.pipelines.methods import METHODS, get_method
+from ltc_pyg.pipelines.report import (StageTimer, dumps_json, format_table,
+                                      write_json)
+from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
+
+logger = logging.getLogger('ltc_pyg')
+
+EPILOG = '''examples:
+  ltc-pyg knn --features data/features/part1_test.bin --dim 256 --k 80 \\
+      --method ivf --out data/knns/part1_test/faiss_k_80.npz
+  ltc-pyg cluster --method knn-threshold --features F.bin --dim 256 \\
+      --labels L.meta --out pred.meta --report report.json
+  ltc-pyg evaluate --labels-true L.meta --labels-pred pred.meta --json
+'''
+
+
+class UserError(Exception):
+    r"""Bad input from the command line (exit code 2)."""
+
+
+def _add_features_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--features', required=True, type=Path,
+                        help='features: .bin (raw float32, needs --dim) or '
+                        '.npy, one row per sample')
+    parser.add_argument('--dim', type=int,
+                        help='feature dimension of a .bin file (e.g. 256)')
+
+
+def _add_knn_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group('kNN graph')
+    group.add_argument('--knn', type=Path, help='precomputed kNN file '
+                       '(original layout, .npz with key "data"); skips the '
+                       'search')
+    group.add_argument('--k', type=int, help='neighbours per node, itself '
+                       'included (default: 80, or the config\'s knn.k)')
+    group.add_argument('--knn-method', choices=KNN_METHODS,
+                       help='kNN search: exact flat, or approximate ivf/hnsw '
+                       '(default: flat)')
+    group.add_argument('--knn-cache', type=Path, help='cache the searched kNN '
+                       'here; reused only for the same features, k and '
+                       'method')
+
+
+def _add_method_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--config', type=Path, help='YAML run config '
+                        '(method, knn, params, seed, device); flags override')
+    parser.add_argument('--threshold', type=float, help='similarity '
+                        'threshold, for methods that have one '
+                        '(knn-threshold: chosen from the data when omitted)')
+    parser.add_argument('--param', action='append', default=[],
+                        metavar='KEY=VALUE', help='set a method parameter '
+                        '(repeatable), e.g. --param max_size=300')
+    parser.add_argument('--device', help="torch/faiss device, 'cpu' or "
+                        "'cuda' (default: cpu)")
+    parser.add_argument('--seed', type=int, help='random seed (default: 0)')
+    parser.add_argument('--no-progress', action='store_true',
+                        help='hide progress bars')
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='ltc-pyg', epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='Learning to cluster face embeddings on kNN affinity '
+        'graphs (PyTorch Geometric). Data use the learn-to-cluster layout: '
+        'features/<name>.bin, labels/<name>.meta, knns/<name>/faiss_k_<k>.npz.')
+    parser.add_argument('-v', '--verbose', action='count', default=0,
+                        help='more logging (-vv for debug)')
+    parser.add_argument('-q', '--quiet', action='store_true',
+                        help='only warnings and errors')
+    commands = parser.add_subparsers(dest='command', required=True,
+                                     metavar='COMMAND')
+
+    knn = commands.add_parser(
+        'knn', help='build a kNN file (original .npz layout)',
+        description='Search each sample\'s k most cosine-similar samples with '
+        'faiss and write them as [N, 2, k] = (ids, 1 - similarity), the '
+        'layout of the original knns/<name>/faiss_k_<k>.npz.')
+    _add_features_args(knn)
+    knn.add_argument('--k', type=int, required=True,
+                     help='neighbours per node, itself included')
+    knn.add_argument('--method', choices=KNN_METHODS, default='flat',
+                     help='flat = exact; ivf / hnsw = approximate and fast '
+                     '(default: flat)')
+    knn.add_argument('--num-probes', type=int, default=64,
+                     help='IVF lists searched per query (default: 64)')
+    knn.add_argument('--ef-search', type=int, default=128,
+                     help='HNSW search breadth (default: 128)')
+    knn.add_argument('--device', default='cpu', help="'cpu' or 'cuda' "
+                     '(needs faiss-gpu)')
+    knn.add_argument('--out', required=True, type=Path, help='.npz to write')
+
+    ev = commands.add_parser(
+        'evaluate', help='score predicted labels against true labels',
+        description='Pairwise precision/recall/F (ordered pairs i != j), '
+        'BCubed precision/recall/F and NMI (arithmetic) of a predicted '
+        'labeling. Undefined values (e.g. pairwise precision when every '
+        'predicted cluster is a singleton) are NaN, or null in --json.')
+    ev.add_argument('--labels-true', required=True, type=Path,
+                    help='.meta with the true identities')
+    ev.add_argument('--labels-pred', required=True, type=Path,
+                    help='.meta with the predicted clusters')
+    ev.add_argument('--json', action='store_true', help='print JSON')
+
+    names = ', '.join(sorted(METHODS))
+    tr = commands.add_parser(
+        'train', help='train a learned method',
+        description=f'Train a learned method on labelled features and write '
+        f'a checkpoint (atomically). Methods: {names}.')
+    tr.add_argument('name', help='method to train')
+    _add_features_args(tr)
+    tr.add_argument('--labels', required=True, type=Path,
+                    help='.meta with the true identities')
+    _add_knn_args(tr)
+    _add_method_args(tr)
+    tr.add_argument('--resume', type=Path, help='continue from this '
+                    'checkpoint (ours)')
+    tr.add_argument('--out', required=True, type=Path,
+                    help='checkpoint to write')
+
+    cl = commands.add_parser(
+        'cluster', help='cluster features with a method',
+        description=f'Cluster features and write one label per line. '
+        f'Methods: {names}.')
+    cl.add_argument('--method', help='method name (or the config\'s)')
+    _add_features_args(cl)
+    cl.add_argument('--labels', type=Path, help='.meta with true identities; '
+                    'adds metrics to the report')
+    cl.add_argument('--checkpoint', type=Path, help='trained model: ours or '
+                    'a released .pth of the original project')
+    _add_knn_args(cl)
+    _add_method_args(cl)
+    cl.add_argument('--out', required=True, type=Path,
+                    help='predicted labels (.meta) to write')
+    cl.add_argument('--report', type=Path, help='write a JSON report '
+                    '(metrics, parameters, time and memory per stage)')
+    return parser
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition('=')
+        if not sep or not key:
+            raise UserError(f"--param expects KEY=VALUE (got '{pair}')")
+        params[key.strip()] = yaml.safe_load(value)
+    return params
+
+
+def _run_config(args: argparse.Namespace, method: str | None) -> RunConfig:
+    r"""Merges ``--config`` with the flags (flags win)."""
+    config = load_config(args.config) if args.config else None
+    if method is None:
+        if config is None:
+            raise UserError('--method is required (or a --config naming one)')
+        method = config.method
+    elif config is not None and config.method != method:
+        raise UserError(f"{args.config} is for '{config.method}', not "
+                        f"'{method}'")
+    get_method(method)  # fails early on unknown names
+    knn = config.knn if config else KNNConfig()
+    if args.k is not None:
+        knn = dataclasses.replace(knn, k=args.k)
+    if args.knn_method is not None:
+        knn = dataclasses.replace(knn, method=args.knn_method)
+    params = dict(config.params) if config else {}
+    if args.threshold is not None:
+        params['threshold'] = args.threshold
+    params.update(_parse_params(args.param))
+    return RunConfig(
+        method=method, knn=knn, params=params,
+        seed=args.seed if args.seed is not None else (config.seed if config
+                                                      else 0),
+        device=args.device or (config.device if config else 'cpu'))
+
+
+def _read_inputs(args: argparse.Namespace, timer: StageTimer,
+                 labels_path: Path | None
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    with timer('read features'):
+        features = read_features(args.features, args.dim)
+        labels = (read_labels(labels_path, num_nodes=features.shape[0])
+                  if labels_path else None)
+    return features, labels
+
+
+def _knn(args: argparse.Namespace) -> None:
+    features = read_features(args.features, args.dim)
+    knn = knn_search(features, args.k, args.method, device=args.device,
+                     num_probes=args.num_probes, ef_search=args.ef_search)
+    write_knn(args.out, knn)
+    logger.info('Wrote %s: %d x %d neighbours', args.out, *knn.neighbor.shape)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    labels_true = read_labels(args.labels_true)
+    labels_pred = read_labels(args.labels_pred)
+    if labels_true.size != labels_pred.size:
+        raise UserError(f'{args.labels_true} has {labels_true.size} labels '
+                        f'but {args.labels_pred} has {labels_pred.size}')
+    metrics = evaluate(labels_true, labels_pred)
+    if args.json:
+        print(dumps_json(metrics))
+    else:
+        print(format_table([metrics], list(metrics)))
+
+
+def _train(args: argparse.Namespace) -> None:
+    config = _run_config(args, args.name)
+    timer = StageTimer()
+    features, labels = _read_inputs(args, timer, args.labels)
+    progress = False if args.no_progress else None
+    graph = build_graph(features, config.knn, labels, knn_path=args.knn,
+                        cache_path=args.knn_cache, device=config.device,
+                        timer=timer, progress_bar=progress)
+    train(graph, config.method, config.params, out=args.out, knn=config.knn,
+          device=config.device, seed=config.seed, resume=args.resume,
+          progress_bar=progress, timer=timer)
+    print(format_table([{'stage': s.name, 'seconds': s.seconds,
+                         'peak RSS (GB)': s.peak_rss_gb}
+                        for s in timer.stages],
+                       ['stage', 'seconds', 'peak RSS (GB)'], '{:.2f}'))
+
+
+def _cluster(args: argparse.Namespace) -> None:
+    config = _run_config(args, args.method)
+    timer = StageTimer()
+    features, labels = _read_inputs(args, timer, args.labels)
+    progress = False if args.no_progress else None
+    method = make_method(config.method, config.params or None,
+                         checkpoint=args.checkpoint, device=config.device,
+                         seed=config.seed, progress_bar=progress)
+    graph = build_graph(features, config.knn, labels, knn_path=args.knn,
+                        cache_path=args.knn_cache, device=config.device,
+                        timer=timer, progress_bar=progress)
+    result = cluster(graph, method, timer, config.knn)
+    write_labels(args.out, result.labels)
+    if args.report:
+        write_json(args.report, result.report)
+    report = result.report
+    print(f"{report['method']}: {report['num_clusters']} clusters of "
+          f"{report['num_nodes']} samples in {report['total_seconds']:.1f} s "
+          f"(peak RSS {report['peak_rss_gb']:.2f} GB) -> {args.out}")
+    if report['metrics']:
+        print(format_table([report['metrics']], list(report['metrics'])))
+
+
+COMMANDS = {'knn': _knn, 'evaluate': _evaluate, 'train': _train,
+            'cluster': _cluster}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    level = (logging.WARNING if args.quiet else
+             logging.DEBUG if args.verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format='%(levelname)s %(name)s: '
+                        '%(message)s', stream=sys.stderr)
+    logging.captureWarnings(True)
+    try:
+        COMMANDS[args.command](args)
+    except (UserError, ValueError, TypeError, FileNotFoundError,
+            IsADirectoryError, PermissionError) as error:
+        if args.verbose > 1:
+            raise
+        message = str(error).splitlines()[0] if str(error) else repr(error)
+        print(f'ltc-pyg {args.command}: error: {message}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

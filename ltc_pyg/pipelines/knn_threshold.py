@@ -1,0 +1,60 @@
+r"""The ``knn-threshold`` method: keep kNN edges above a similarity threshold
+and take connected components (the CDP / "kNN + threshold" baseline)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from torch_geometric.data import Data
+
+from ltc_pyg.cluster.merge import threshold_links
+from ltc_pyg.cluster.threshold import otsu_threshold
+from ltc_pyg.graph.transforms import knn_to_edges
+from ltc_pyg.pipelines.methods import ClusteringMethod
+from ltc_pyg.pipelines.report import StageTimer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KNNThresholdParams:
+    r"""Args:
+        threshold (float, optional): Keep edges with cosine similarity
+            :math:`\geq` this. When omitted it is chosen from the similarity
+            distribution of the kNN edges (:func:`otsu_threshold`), so the
+            method works on any embedding's similarity scale.
+    """
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
+            raise ValueError(f'threshold must be a cosine similarity in '
+                             f'[-1, 1] (got {self.threshold})')
+
+
+class KNNThreshold(ClusteringMethod):
+    r"""Connected components of the kNN graph cut at a similarity threshold."""
+    name = 'knn-threshold'
+    Params = KNNThresholdParams
+
+    def predict(self, graph: Data,
+                timer: StageTimer | None = None) -> np.ndarray:
+        timer = timer or StageTimer()
+        with timer('threshold + components'):
+            edge_index, edge_weight = knn_to_edges(graph.knn_neighbor,
+                                                   graph.knn_similarity)
+            threshold = self.params.threshold
+            if threshold is None:
+                threshold = otsu_threshold(edge_weight.numpy())
+                logger.info('Chose threshold %.4f from the kNN similarity '
+                            'distribution', threshold)
+            self.threshold_ = float(threshold)
+            return threshold_links(edge_index, edge_weight, graph.num_nodes,
+                                   threshold)
+
+    def describe(self) -> dict:
+        described = super().describe()
+        if getattr(self, 'threshold_', None) is not None:
+            described['threshold_used'] = self.threshold_
+        return described

@@ -1,0 +1,140 @@
+r"""The interface every clustering method implements, and the registry that
+the CLI and :mod:`ltc_pyg.pipelines.run` look methods up in.
+
+A method is a :class:`ClusteringMethod` subclass with
+
+* ``name``: its CLI name (``'knn-threshold'``, ``'gcn-v'``, ...);
+* ``Params``: a frozen dataclass of its parameters (the ``params:`` section
+  of a YAML config; unknown keys fail);
+* :meth:`predict`: the affinity graph in, one label per node out;
+* for learned methods (``trainable = True``) :meth:`fit`, and
+  :meth:`state_dict` / :meth:`load_state_dict` for checkpoints.
+
+Adding a method is two steps: write the subclass in its own module under
+:mod:`ltc_pyg.pipelines`, and add one line to :data:`METHODS`. Modules are
+imported on first use, so an optional dependency of one method never breaks
+the others.
+
+The graph a method receives is the output of
+:func:`ltc_pyg.pipelines.run.build_graph`: a :class:`~torch_geometric.data.Data`
+with ``x`` (L2-normalised features ``[N, D]``), ``knn_neighbor`` and
+``knn_similarity`` (``[N, k]``, itself first), and ``y`` (``[N]``, ``-1`` =
+unknown) when labels are known. Methods build the edges they need from the
+dense kNN arrays with :mod:`ltc_pyg.graph.transforms`.
+"""
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from torch_geometric.data import Data
+
+from ltc_pyg.config import from_dict, to_dict
+from ltc_pyg.pipelines.report import StageTimer
+
+# name -> 'module:Class'; imported lazily by get_method().
+METHODS: dict[str, str] = {
+    'knn-threshold': 'ltc_pyg.pipelines.knn_threshold:KNNThreshold',
+}
+
+
+@dataclass(frozen=True)
+class NoParams:
+    r"""Parameters of a method that has none."""
+
+
+class ClusteringMethod(ABC):
+    r"""Base class of every clustering method.
+
+    Args:
+        params (Params or dict, optional): The method's parameters; a dict is
+            checked against :attr:`Params`. (default: the defaults)
+        device (str, optional): Torch device. (default: ``'cpu'``)
+        seed (int, optional): Seed of every random choice. (default: ``0``)
+        progress_bar (bool, optional): Show progress bars; by default shown
+            for large inputs.
+    """
+    name: ClassVar[str]
+    Params: ClassVar[type] = NoParams
+    trainable: ClassVar[bool] = False
+
+    def __init__(self, params: Any = None, device: str = 'cpu', seed: int = 0,
+                 progress_bar: bool | None = None) -> None:
+        if params is None:
+            params = self.Params()
+        elif isinstance(params, dict):
+            params = from_dict(self.Params, params, f'{self.name} params')
+        elif not isinstance(params, self.Params):
+            raise TypeError(f'{self.name} expects {self.Params.__name__} '
+                            f'(got {type(params).__name__})')
+        self.params = params
+        self.device = device
+        self.seed = seed
+        self.progress_bar = progress_bar
+
+    def fit(self, graph: Data, timer: StageTimer | None = None,
+            save: Callable[[], None] | None = None) -> None:
+        r"""Trains on a graph whose ``y`` holds the true labels.
+
+        Args:
+            graph (Data): The training graph.
+            timer (StageTimer, optional): Records the stages.
+            save (callable, optional): Writes a checkpoint of the current
+                state; long trainings call it periodically so that they can
+                be resumed (:meth:`state_dict` holds the optimiser and step).
+        """
+        raise TypeError(f"'{self.name}' is not trained; run it with "
+                        f"'ltc-pyg cluster --method {self.name}'")
+
+    @abstractmethod
+    def predict(self, graph: Data,
+                timer: StageTimer | None = None) -> np.ndarray:
+        r"""Clusters the graph's nodes.
+
+        Returns:
+            np.ndarray: int64 ``[N]`` labels ``0..C-1`` (every node gets one;
+            outliers are singletons).
+        """
+
+    def state_dict(self) -> dict[str, Any]:
+        r"""Everything a checkpoint needs to restore (and resume) the method;
+        only trainable methods have one."""
+        raise TypeError(f"'{self.name}' has no trained state")
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        r"""Restores :meth:`state_dict` (or a converted original checkpoint)."""
+        raise TypeError(f"'{self.name}' has no trained state")
+
+    def load_original_state_dict(self, state_dict: dict[str, Any]) -> None:
+        r"""Loads the ``state_dict`` of a checkpoint released by the original
+        learn-to-cluster project (mmcv format ``{'meta', 'state_dict'}``),
+        converting its key names and weight layouts."""
+        raise TypeError(f"'{self.name}' cannot read checkpoints of the "
+                        f"original project")
+
+    def describe(self) -> dict[str, Any]:
+        r"""The parameters as a plain dict, for reports."""
+        return to_dict(self.params)
+
+    def __repr__(self) -> str:
+        args = ', '.join(f'{k}={v!r}' for k, v in self.describe().items())
+        return f'{self.__class__.__name__}({args})'
+
+
+def get_method(name: str) -> type[ClusteringMethod]:
+    r"""The class registered under ``name``."""
+    if name not in METHODS:
+        raise ValueError(f"Unknown method '{name}' (available: "
+                         f"{', '.join(sorted(METHODS))})")
+    module_name, class_name = METHODS[name].split(':')
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def build_method(name: str, params: Any = None, **kwargs: Any
+                 ) -> ClusteringMethod:
+    r"""Instantiates the method registered under ``name``."""
+    return get_method(name)(params, **kwargs)

@@ -1,0 +1,176 @@
+r"""The pipeline API that the CLI, the examples and users' code call:
+
+* :func:`build_graph`: features (+ labels, + a cached kNN file) -> the
+  affinity-graph :class:`~torch_geometric.data.Data` every method takes;
+* :func:`cluster`: graph -> labels and a report (metrics when labels are
+  known, parameters, time and peak memory per stage);
+* :func:`train`: graph with labels -> a trained method, saved as a
+  checkpoint.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch_geometric.data import Data
+
+from ltc_pyg.config import KNNConfig, to_dict
+from ltc_pyg.data.io import read_knn
+from ltc_pyg.data.validation import check_features, check_labels
+from ltc_pyg.graph.knn import cached_knn_search, knn_search, l2_normalize
+from ltc_pyg.graph.dataset import affinity_data
+from ltc_pyg.metrics import evaluate
+from ltc_pyg.pipelines.checkpoint import load_method, save_checkpoint
+from ltc_pyg.pipelines.methods import ClusteringMethod, build_method
+from ltc_pyg.pipelines.report import StageTimer
+
+logger = logging.getLogger(__name__)
+
+
+def build_graph(features: np.ndarray, knn: KNNConfig | None = None,
+                labels: np.ndarray | None = None,
+                knn_path: str | Path | None = None,
+                cache_path: str | Path | None = None, device: str = 'cpu',
+                timer: StageTimer | None = None,
+                progress_bar: bool | None = None) -> Data:
+    r"""Builds the affinity graph that every method takes.
+
+    Args:
+        features (np.ndarray): ``[N, D]`` features (normalised here).
+        knn (KNNConfig, optional): How to search (default: exact, k=80).
+        labels (np.ndarray, optional): ``[N]`` true labels, stored as ``y``.
+        knn_path (str, optional): A kNN file in the original layout to use
+            instead of searching; its own ``k`` is used.
+        cache_path (str, optional): Where to cache the searched kNN (see
+            :func:`~ltc_pyg.graph.knn.cached_knn_search`).
+        device (str, optional): Device of the faiss search.
+        timer (StageTimer, optional): Records the stages.
+        progress_bar (bool, optional): Show the kNN progress bar.
+
+    Returns:
+        Data: ``x`` ``[N, D]`` (unit rows), ``knn_neighbor`` /
+        ``knn_similarity`` ``[N, k]``, and ``y`` ``[N]`` when labels are given.
+    """
+    knn = knn or KNNConfig()
+    timer = timer or StageTimer()
+    check_features(features)
+    num_nodes = features.shape[0]
+    if labels is not None:  # fail before the (long) kNN search
+        check_labels(np.asarray(labels), num_nodes)
+    with timer('normalise features'):
+        x = l2_normalize(features)
+    with timer('kNN'):
+        if knn_path is not None:
+            result = read_knn(knn_path, num_nodes=num_nodes)
+            logger.info('Read kNN (k=%d) from %s', result.neighbor.shape[1],
+                        knn_path)
+        elif cache_path is not None:
+            result = cached_knn_search(x, knn.k, cache_path, knn.method,
+                                       device=device, normalize=False,
+                                       progress_bar=progress_bar,
+                                       **knn.search_kwargs())
+        else:
+            result = knn_search(x, knn.k, knn.method, device=device,
+                                normalize=False, progress_bar=progress_bar,
+                                **knn.search_kwargs())
+    return affinity_data(x, result, labels)
+
+
+@dataclass
+class ClusterResult:
+    r"""Labels ``[N]`` and the JSON-ready report of one clustering run."""
+    labels: np.ndarray
+    report: dict[str, Any]
+
+
+def make_method(method: str, params: Any = None,
+                checkpoint: str | Path | None = None, device: str = 'cpu',
+                seed: int = 0, progress_bar: bool | None = None
+                ) -> ClusteringMethod:
+    r"""Builds a method, from a checkpoint when one is given (ours or the
+    original project's)."""
+    kwargs = dict(device=device, seed=seed, progress_bar=progress_bar)
+    if checkpoint is not None:
+        return load_method(checkpoint, method, params, **kwargs)[0]
+    built = build_method(method, params, **kwargs)
+    if built.trainable:
+        raise ValueError(f"'{method}' is a learned method and needs "
+                         f"--checkpoint (train one with 'ltc-pyg train "
+                         f"{method}')")
+    return built
+
+
+def cluster(graph: Data, method: ClusteringMethod,
+            timer: StageTimer | None = None,
+            knn: KNNConfig | None = None) -> ClusterResult:
+    r"""Runs ``method`` on ``graph`` and reports.
+
+    Args:
+        graph (Data): From :func:`build_graph`; ``y`` (if present) is used
+            only for the metrics, never by the method.
+        method (ClusteringMethod): A built (and, if learned, trained) method.
+        timer (StageTimer, optional): Holds earlier stages (reading, kNN) to
+            include in the report.
+        knn (KNNConfig, optional): Recorded in the report.
+    """
+    timer = timer or StageTimer()
+    labels_true = graph.y.numpy() if 'y' in graph else None
+    unlabeled = graph.clone()
+    if 'y' in unlabeled:
+        del unlabeled.y
+    labels = np.asarray(method.predict(unlabeled, timer), dtype=np.int64)
+    if labels.shape != (graph.num_nodes,):
+        raise RuntimeError(f"'{method.name}' returned {labels.shape} labels "
+                           f'for {graph.num_nodes} nodes')
+    metrics = None
+    if labels_true is not None:
+        with timer('evaluate'):
+            metrics = evaluate(labels_true, labels)
+    report = {'method': method.name, 'params': method.describe(),
+              'knn': to_dict(knn) if knn else None,
+              'knn_k': int(graph.knn_neighbor.size(1)),
+              'num_nodes': int(graph.num_nodes),
+              'num_clusters': int(np.unique(labels).size), 'metrics': metrics,
+              **timer.as_dict()}
+    return ClusterResult(labels, report)
+
+
+def train(graph: Data, method: str, params: Any = None,
+          out: str | Path | None = None, knn: KNNConfig | None = None,
+          device: str = 'cpu', seed: int = 0,
+          resume: str | Path | None = None,
+          progress_bar: bool | None = None,
+          timer: StageTimer | None = None) -> ClusteringMethod:
+    r"""Trains a learned method on a labelled graph and saves a checkpoint.
+
+    Args:
+        graph (Data): From :func:`build_graph`, with ``y``.
+        method (str): A registered trainable method.
+        params (optional): Its parameters (dataclass or dict).
+        out (str, optional): Checkpoint to write.
+        knn (KNNConfig, optional): Stored in the checkpoint.
+        resume (str, optional): A checkpoint of ours to continue from.
+    """
+    if 'y' not in graph:
+        raise ValueError(f"Training '{method}' needs labels")
+    kwargs = dict(device=device, seed=seed, progress_bar=progress_bar)
+    if resume is not None:
+        built = load_method(resume, method, params, **kwargs)[0]
+    else:
+        built = build_method(method, params, **kwargs)
+    if not built.trainable:
+        raise ValueError(f"'{method}' has nothing to train")
+    timer = timer or StageTimer()
+
+    def save() -> None:
+        if out is not None:
+            save_checkpoint(out, built, knn or KNNConfig())
+            logger.info('Saved %s checkpoint to %s', method, out)
+
+    with timer('train'):
+        built.fit(graph, timer, save)
+    save()
+    return built
