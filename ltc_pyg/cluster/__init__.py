@@ -1,7 +1,9 @@
 r"""Sparse routines that turn links and scores into cluster labels."""
-from ltc_pyg.cluster.merge import (connected_components,
+from ltc_pyg.cluster.merge import (
+                                   connected_components,
                                    relabel_by_first_appearance,
-                                   threshold_links)
+                                   threshold_links,
+)
 from ltc_pyg.cluster.threshold import otsu_threshold
 
 __all__ = [

@@ -27,8 +27,12 @@ from ltc_pyg.data.io import read_features, read_labels, write_knn, write_labels
 from ltc_pyg.graph.knn import KNN_METHODS, knn_search
 from ltc_pyg.metrics import evaluate
 from ltc_pyg.pipelines.methods import METHODS, get_method
-from ltc_pyg.pipelines.report import (StageTimer, dumps_json, format_table,
-                                      write_json)
+from ltc_pyg.pipelines.report import (
+    StageTimer,
+    dumps_json,
+    format_table,
+    write_json,
+)
 from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
 
 logger = logging.getLogger('ltc_pyg')

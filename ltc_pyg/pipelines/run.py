@@ -20,8 +20,8 @@ from torch_geometric.data import Data
 from ltc_pyg.config import KNNConfig, to_dict
 from ltc_pyg.data.io import read_knn
 from ltc_pyg.data.validation import check_features, check_labels
-from ltc_pyg.graph.knn import cached_knn_search, knn_search, l2_normalize
 from ltc_pyg.graph.dataset import affinity_data
+from ltc_pyg.graph.knn import cached_knn_search, knn_search, l2_normalize
 from ltc_pyg.metrics import evaluate
 from ltc_pyg.pipelines.checkpoint import load_method, save_checkpoint
 from ltc_pyg.pipelines.methods import ClusteringMethod, build_method
