@@ -4,9 +4,11 @@ from ltc_pyg.cluster.merge import (
                                    relabel_by_first_appearance,
                                    threshold_links,
 )
+from ltc_pyg.cluster.dynamic_threshold import (dynamic_threshold_components,
+                                               pool_pair_scores)
 from ltc_pyg.cluster.threshold import otsu_threshold
 
 __all__ = [
     'connected_components', 'relabel_by_first_appearance', 'threshold_links',
-    'otsu_threshold',
+    'otsu_threshold', 'dynamic_threshold_components', 'pool_pair_scores',
 ]
