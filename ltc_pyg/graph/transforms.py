@@ -9,6 +9,7 @@ decreasing similarity) for algorithms that need per-row order.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -102,9 +103,13 @@ def to_sparse_adjacency(edge_index: Tensor, edge_weight: Tensor | None,
     if layout != 'csr':
         raise ValueError(f"Unknown layout '{layout}' (expected 'csr' or "
                          f"'sparse_tensor')")
-    coo = torch.sparse_coo_tensor(torch.stack([target, source]), edge_weight,
-                                  (num_nodes, num_nodes))
-    return coo.coalesce().to_sparse_csr()
+    with warnings.catch_warnings():
+        # torch flags sparse CSR as beta on every use; nothing to act on.
+        warnings.filterwarnings('ignore', message='Sparse (CSR|invariant)')
+        coo = torch.sparse_coo_tensor(torch.stack([target, source]),
+                                      edge_weight, (num_nodes, num_nodes),
+                                      check_invariants=False)
+        return coo.coalesce().to_sparse_csr()
 
 
 class KNNAffinityGraph(BaseTransform):

@@ -1,0 +1,128 @@
+import os
+
+import numpy as np
+import pytest
+
+from ltc_pyg.data.io import (KNN, atomic_write, read_features, read_knn,
+                             read_knn_metadata, read_labels, write_features,
+                             write_knn, write_labels)
+
+X = np.array([[1, 0, 0], [0, 2, 0], [0, 0, 3], [1, 1, 0]], dtype=np.float32)
+
+
+@pytest.mark.parametrize('suffix', ['.bin', '.npy'])
+def test_features_round_trip(tmp_path, suffix):
+    path = tmp_path / f'features{suffix}'
+    write_features(path, X)
+    x = read_features(path, dim=3)
+    assert x.dtype == np.float32 and x.shape == (4, 3)
+    assert np.array_equal(x, X)
+    if suffix == '.bin':
+        assert path.stat().st_size == 4 * 4 * 3
+        assert isinstance(x, np.memmap)
+
+
+def test_features_bin_needs_a_matching_dim(tmp_path):
+    path = tmp_path / 'f.bin'
+    X.tofile(path)  # 48 bytes
+    with pytest.raises(ValueError, match=r'48 bytes, not a multiple of 4 '
+                       r'\* dim = 20 \(float32 x 5\)'):
+        read_features(path, dim=5)
+    with pytest.raises(ValueError, match='needs the feature dimension'):
+        read_features(path)
+
+
+def test_features_rejects_nan_and_zero_rows(tmp_path):
+    bad = X.copy()
+    bad[2, 1] = np.nan
+    bad.tofile(tmp_path / 'nan.bin')
+    with pytest.raises(ValueError, match=r'nan.bin have NaN/Inf in 1 of 4 '
+                       r'rows \(first: \[2\]\)'):
+        read_features(tmp_path / 'nan.bin', dim=3)
+    zero = X.copy()
+    zero[1] = 0
+    zero.tofile(tmp_path / 'zero.bin')
+    with pytest.raises(ValueError, match=r'1 zero-norm rows of 4 \(first: '
+                       r'\[1\]\)'):
+        read_features(tmp_path / 'zero.bin', dim=3)
+
+
+def test_features_missing_and_empty_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match='missing.bin'):
+        read_features(tmp_path / 'missing.bin', dim=3)
+    (tmp_path / 'empty.bin').write_bytes(b'')
+    with pytest.raises(ValueError, match='empty.bin'):
+        read_features(tmp_path / 'empty.bin', dim=3)
+
+
+def test_npy_with_other_dim_is_rejected(tmp_path):
+    np.save(tmp_path / 'f.npy', X)
+    with pytest.raises(ValueError, match='3 features per row but --dim 4'):
+        read_features(tmp_path / 'f.npy', dim=4)
+
+
+def test_labels_round_trip_with_unknown(tmp_path):
+    path = tmp_path / 'labels.meta'
+    write_labels(path, np.array([3, -1, 0, 3]))
+    assert path.read_text() == '3\n-1\n0\n3\n'
+    assert read_labels(path, num_nodes=4).tolist() == [3, -1, 0, 3]
+
+
+def test_labels_errors_name_file_and_numbers(tmp_path):
+    path = tmp_path / 'labels.meta'
+    path.write_text('1\n2\n2.5\n')
+    with pytest.raises(ValueError, match=r"labels.meta:3: expected one "
+                       r"integer label per line \(got '2.5'\)"):
+        read_labels(path)
+    path.write_text('1\n2\n3\n')
+    with pytest.raises(ValueError, match=r'Got 3 labels in .*labels.meta '
+                       r'for 4 nodes'):
+        read_labels(path, num_nodes=4)
+
+
+def test_knn_round_trip_in_original_layout(tmp_path):
+    knn = KNN(np.array([[0, 1], [1, 0], [2, 1]]),
+              np.array([[1.0, 0.5], [1.0, 0.5], [1.0, 0.25]], np.float32))
+    path = tmp_path / 'faiss_k_2.npz'
+    write_knn(path, knn, method='flat')
+    data = np.load(path)['data']
+    assert data.shape == (3, 2, 2) and data.dtype == np.float64
+    assert data[2, 0].tolist() == [2.0, 1.0]
+    assert data[2, 1].tolist() == [0.0, 0.75]  # cosine distance 1 - sim
+    back = read_knn(path, num_nodes=3, k=2)
+    assert np.array_equal(back.neighbor, knn.neighbor)
+    assert np.allclose(back.similarity, knn.similarity)
+    assert read_knn_metadata(path) == {'method': 'flat'}
+
+
+def test_knn_for_other_features_is_rejected(tmp_path):
+    knn = KNN(np.array([[0, 1], [1, 0]]), np.ones((2, 2), np.float32))
+    write_knn(tmp_path / 'k.npz', knn)
+    with pytest.raises(ValueError, match=r'k.npz has 2 rows but the '
+                       r'features have 5 nodes'):
+        read_knn(tmp_path / 'k.npz', num_nodes=5)
+    with pytest.raises(ValueError, match='has k=2 but k=3 was asked for'):
+        read_knn(tmp_path / 'k.npz', k=3)
+    np.savez(tmp_path / 'other.npz', x=np.zeros(3))
+    with pytest.raises(ValueError, match="has no key 'data'"):
+        read_knn(tmp_path / 'other.npz')
+
+
+def test_read_knn_sorts_rows_stably(tmp_path):
+    data = np.array([[[0, 2, 1], [0.0, 0.5, 0.1]],
+                     [[1, 0, 2], [0.0, 0.3, 0.3]],
+                     [[2, 1, 0], [0.0, 0.2, 0.4]]])
+    np.savez(tmp_path / 'k.npz', data=data)
+    knn = read_knn(tmp_path / 'k.npz')
+    assert knn.neighbor.tolist() == [[0, 1, 2], [1, 0, 2], [2, 1, 0]]
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    path = tmp_path / 'out.meta'
+    path.write_text('old\n')
+    with pytest.raises(RuntimeError):
+        with atomic_write(path, 'w') as f:
+            f.write('partial')
+            raise RuntimeError('boom')
+    assert path.read_text() == 'old\n'
+    assert os.listdir(tmp_path) == ['out.meta']

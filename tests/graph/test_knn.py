@@ -1,0 +1,104 @@
+import warnings
+
+import numpy as np
+import pytest
+
+from ltc_pyg.graph.knn import (cached_knn_search, default_num_lists,
+                               fingerprint, knn_recall, knn_search,
+                               l2_normalize)
+
+X = np.array([[1, 0], [.9, .1], [0, 1], [.1, .9], [-1, 0]], np.float32)
+
+
+def brute_force(x, k):
+    x = l2_normalize(x)
+    sim = x @ x.T
+    order = np.argsort(-sim, axis=1, kind='stable')[:, :k]
+    return order, np.take_along_axis(sim, order, axis=1)
+
+
+def test_exact_search_by_hand():
+    knn = knn_search(X, k=2)
+    assert knn.neighbor.tolist() == [[0, 1], [1, 0], [2, 3], [3, 2], [4, 2]]
+    cos01 = .9 / np.sqrt(.82)
+    assert np.allclose(knn.similarity[0], [1, cos01], atol=1e-6)
+    assert knn.neighbor.dtype == np.int64
+    assert knn.similarity.dtype == np.float32
+
+
+def test_exact_search_matches_brute_force():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    knn = knn_search(x, k=10, chunk_size=64)
+    neighbor, similarity = brute_force(x, 10)
+    assert (knn.neighbor[:, 0] == np.arange(300)).all()
+    assert np.allclose(knn.similarity, similarity, atol=1e-5)
+    assert knn_recall(knn, knn) == 1.0
+
+
+def test_duplicates_keep_self_first():
+    x = np.array([[1, 0], [1, 0], [1, 0], [0, 1]], np.float32)
+    knn = knn_search(x, k=2)
+    assert knn.neighbor[:, 0].tolist() == [0, 1, 2, 3]
+    assert np.all(np.diff(knn.similarity, axis=1) <= 1e-6)
+
+
+@pytest.mark.parametrize('method', ['ivf', 'hnsw'])
+def test_approximate_search_has_high_recall(method):
+    rng = np.random.default_rng(1)
+    centers = rng.standard_normal((20, 32))
+    x = (centers[rng.integers(0, 20, 2000)] +
+         0.3 * rng.standard_normal((2000, 32))).astype(np.float32)
+    exact = knn_search(x, k=10)
+    approx = knn_search(x, k=10, method=method, num_probes=16)
+    assert (approx.neighbor[:, 0] == np.arange(2000)).all()
+    assert knn_recall(approx, exact) > 0.95
+
+
+def test_knn_recall_by_hand():
+    from ltc_pyg.data.io import KNN
+    exact = KNN(np.array([[0, 1, 2], [1, 2, 0], [2, 0, 1]]),
+                np.zeros((3, 3), np.float32))
+    approx = KNN(np.array([[0, 2, 1], [1, 2, 2], [2, 1, 1]]),
+                 np.zeros((3, 3), np.float32))
+    assert knn_recall(approx, exact) == pytest.approx(4 / 6)
+
+
+def test_rejects_k_above_n_and_unknown_method():
+    with pytest.raises(ValueError, match='only 5 nodes'):
+        knn_search(X, k=6)
+    with pytest.raises(ValueError, match="Unknown kNN method 'lsh'"):
+        knn_search(X, k=2, method='lsh')
+    with pytest.raises(ValueError, match='faiss-gpu'):
+        knn_search(X, k=2, device='cuda')
+
+
+def test_default_num_lists():
+    assert default_num_lists(584_013) == 3056
+    assert default_num_lists(100) == 2
+
+
+def test_cache_is_reused_only_for_same_features_k_and_method(tmp_path):
+    path = tmp_path / 'knns' / 'faiss_k_2.npz'
+    first = cached_knn_search(X, 2, path)
+    assert path.is_file()
+    stamp = path.stat().st_mtime_ns
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        again = cached_knn_search(X, 2, path)
+    assert path.stat().st_mtime_ns == stamp
+    assert np.array_equal(first.neighbor, again.neighbor)
+    with pytest.warns(UserWarning, match='built for other features'):
+        cached_knn_search(X[::-1].copy(), 2, path)
+    with pytest.warns(UserWarning, match='built for other method'):
+        cached_knn_search(X[::-1].copy(), 2, path, method='hnsw')
+    with pytest.warns(UserWarning, match='built for other k'):
+        rebuilt = cached_knn_search(X[::-1].copy(), 3, path, method='hnsw')
+    assert rebuilt.neighbor.shape == (5, 3)
+
+
+def test_fingerprint_sees_every_value():
+    y = X.copy()
+    y[4, 1] = 1e-7
+    assert fingerprint(X) != fingerprint(y)
+    assert fingerprint(X) == fingerprint(X.copy())
