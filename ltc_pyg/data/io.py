@@ -53,6 +53,9 @@ def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
                                suffix='.tmp')
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; use the umask
     try:
         with os.fdopen(fd, mode) as f:
             yield f

@@ -126,3 +126,12 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
             raise RuntimeError('boom')
     assert path.read_text() == 'old\n'
     assert os.listdir(tmp_path) == ['out.meta']
+
+
+def test_atomic_write_respects_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_labels(tmp_path / 'l.meta', np.array([1]))
+    finally:
+        os.umask(old)
+    assert (tmp_path / 'l.meta').stat().st_mode & 0o777 == 0o644
