@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltc_pyg.metrics.bcubed import bcubed
+from ltc_pyg.metrics.bcubed import bcubed, bcubed_from_table
 from ltc_pyg.metrics.contingency import Contingency, contingency
-from ltc_pyg.metrics.nmi import nmi
-from ltc_pyg.metrics.pairwise import PRF, pairwise
+from ltc_pyg.metrics.nmi import nmi, nmi_from_table
+from ltc_pyg.metrics.pairwise import PRF, pairwise, pairwise_from_table
 
 METRIC_KEYS: tuple[str, ...] = (
     'pairwise_precision', 'pairwise_recall', 'pairwise_fscore',
@@ -18,10 +18,10 @@ def evaluate(labels_true: np.ndarray,
     r"""All metrics at once, under the keys of :data:`METRIC_KEYS` (the keys
     of ``ltc-pyg evaluate --json`` and of every report). Undefined values
     are NaN."""
-    pair = pairwise(labels_true, labels_pred)
-    cube = bcubed(labels_true, labels_pred)
-    values = (*pair, *cube, nmi(labels_true, labels_pred))
-    return dict(zip(METRIC_KEYS, map(float, values)))
+    table = contingency(labels_true, labels_pred)
+    values = (*pairwise_from_table(table), *bcubed_from_table(table),
+              nmi_from_table(table))
+    return dict(zip(METRIC_KEYS, map(float, values), strict=True))
 
 
 __all__ = [

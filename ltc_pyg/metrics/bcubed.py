@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltc_pyg.metrics.contingency import contingency, fscore
+from ltc_pyg.metrics.contingency import Contingency, contingency, fscore
 from ltc_pyg.metrics.pairwise import PRF
 
 
@@ -18,7 +18,11 @@ def bcubed(labels_true: np.ndarray, labels_pred: np.ndarray) -> PRF:
         P = \frac{1}{N} \sum_{t,p} \frac{n_{tp}^2}{n_p}, \quad
         R = \frac{1}{N} \sum_{t,p} \frac{n_{tp}^2}{n_t}.
     """
-    table = contingency(labels_true, labels_pred)
+    return bcubed_from_table(contingency(labels_true, labels_pred))
+
+
+def bcubed_from_table(table: Contingency) -> PRF:
+    r""":func:`bcubed` of a prebuilt contingency table."""
     count = table.cell_count.astype(np.float64)
     precision = float(np.sum(count**2 / table.pred_size[table.cell_pred])
                       / table.num_samples)

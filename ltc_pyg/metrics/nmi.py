@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltc_pyg.metrics.contingency import contingency
+from ltc_pyg.metrics.contingency import Contingency, contingency
 
 
 def _entropy(sizes: np.ndarray, num_samples: int) -> float:
@@ -20,7 +20,11 @@ def nmi(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
     the ``average_method='arithmetic'`` of scikit-learn (its default since
     0.22). Two single-cluster labelings score 1, as in scikit-learn.
     """
-    table = contingency(labels_true, labels_pred)
+    return nmi_from_table(contingency(labels_true, labels_pred))
+
+
+def nmi_from_table(table: Contingency) -> float:
+    r""":func:`nmi` of a prebuilt contingency table."""
     n = table.num_samples
     num_true, num_pred = table.true_size.size, table.pred_size.size
     if num_true == num_pred == 1:

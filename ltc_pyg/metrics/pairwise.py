@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ltc_pyg.metrics.contingency import contingency, fscore
+from ltc_pyg.metrics.contingency import Contingency, contingency, fscore
 
 
 class PRF(NamedTuple):
@@ -29,7 +29,11 @@ def pairwise(labels_true: np.ndarray, labels_pred: np.ndarray) -> PRF:
     Q_{\text{pairs}}`. Undefined ratios (e.g. precision when every predicted
     cluster is a singleton) are NaN.
     """
-    table = contingency(labels_true, labels_pred)
+    return pairwise_from_table(contingency(labels_true, labels_pred))
+
+
+def pairwise_from_table(table: Contingency) -> PRF:
+    r""":func:`pairwise` of a prebuilt contingency table."""
     n = table.num_samples
     together = float(np.sum(table.cell_count.astype(np.float64) ** 2)) - n
     pred_pairs = float(np.sum(table.pred_size.astype(np.float64) ** 2)) - n
