@@ -44,7 +44,7 @@ class KNNConfig:
     method: Literal['flat', 'ivf', 'hnsw'] = 'flat'
     num_lists: int | None = None
     num_probes: int = 64
-    ef_search: int = 128
+    ef_search: int = 256
     hnsw_m: int = 32
 
     def __post_init__(self) -> None:

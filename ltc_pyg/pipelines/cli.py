@@ -116,8 +116,8 @@ def make_parser() -> argparse.ArgumentParser:
                      '(default: flat)')
     knn.add_argument('--num-probes', type=int, default=64,
                      help='IVF lists searched per query (default: 64)')
-    knn.add_argument('--ef-search', type=int, default=128,
-                     help='HNSW search breadth (default: 128)')
+    knn.add_argument('--ef-search', type=int, default=256,
+                     help='HNSW search breadth (default: 256)')
     knn.add_argument('--device', default='cpu', help="'cpu' or 'cuda' "
                      '(needs faiss-gpu)')
     knn.add_argument('--out', required=True, type=Path, help='.npz to write')
