@@ -30,3 +30,21 @@ def test_automatic_threshold_separates_the_modes():
 def test_threshold_range_is_checked():
     with pytest.raises(ValueError, match=r'in \[-1, 1\] \(got 1.5\)'):
         KNNThreshold({'threshold': 1.5})
+
+
+def test_real_faces_need_their_own_scale(lfw_root):
+    # dlib descriptors: the ArcFace-style 0.6 merges nearly everything,
+    # while ~0.96 separates identities (see ../shared/data/README.md).
+    from ltc_pyg.config import KNNConfig
+    from ltc_pyg.data.io import read_features, read_labels
+    from ltc_pyg.metrics import evaluate
+    from ltc_pyg.pipelines.run import build_graph
+    x = read_features(lfw_root / 'features' / 'lfw_all.bin', 128)
+    y = read_labels(lfw_root / 'labels' / 'lfw_all.meta', x.shape[0])
+    graph = build_graph(x, KNNConfig(k=10))
+    arcface_scale = KNNThreshold({'threshold': 0.6}).predict(graph)
+    dlib_scale = KNNThreshold({'threshold': 0.96}).predict(graph)
+    automatic = KNNThreshold().predict(graph)
+    assert evaluate(y, arcface_scale)['pairwise_fscore'] < 0.05
+    assert evaluate(y, dlib_scale)['pairwise_fscore'] > 0.9
+    assert evaluate(y, automatic)['pairwise_fscore'] > 0.5
