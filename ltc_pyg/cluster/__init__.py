@@ -6,9 +6,12 @@ from ltc_pyg.cluster.merge import (
 )
 from ltc_pyg.cluster.dynamic_threshold import (dynamic_threshold_components,
                                                pool_pair_scores)
+from ltc_pyg.cluster.peaks import (Peaks, confidence_to_peaks, peaks_to_edges,
+                                   peaks_to_labels)
 from ltc_pyg.cluster.threshold import otsu_threshold
 
 __all__ = [
     'connected_components', 'relabel_by_first_appearance', 'threshold_links',
     'otsu_threshold', 'dynamic_threshold_components', 'pool_pair_scores',
+    'Peaks', 'confidence_to_peaks', 'peaks_to_edges', 'peaks_to_labels',
 ]
