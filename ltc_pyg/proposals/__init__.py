@@ -2,4 +2,13 @@ r"""Subgraphs cut out of the affinity graph as small PyG ``Data`` objects,
 batched with :class:`~torch_geometric.data.Batch`: cluster proposals
 (super-vertices), L-GCN pivot subgraphs and GCN-E candidate subgraphs."""
 
+from ltc_pyg.proposals.candidates import (
+    CandidateSelection,
+    CandidateSubgraphs,
+    pick_per_subgraph,
+    select_candidates,
+)
+
 __all__: list[str] = []
+__all__ += ['CandidateSelection', 'CandidateSubgraphs', 'pick_per_subgraph',
+            'select_candidates']

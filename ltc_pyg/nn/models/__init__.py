@@ -1,4 +1,8 @@
 r"""The models of the learn-to-cluster family, one module each, built from
 message-passing layers and usable in any PyG workflow."""
 
+from ltc_pyg.nn.models.gcn_e import GCNE
+from ltc_pyg.nn.models.gcn_v import GCNV, GCNVOutput
+
 __all__: list[str] = []
+__all__ += ['GCNV', 'GCNVOutput', 'GCNE']
