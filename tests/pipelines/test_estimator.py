@@ -7,8 +7,12 @@ from torch_geometric.data import Data
 from ltc_pyg.cluster.merge import threshold_links
 from ltc_pyg.config import KNNConfig
 from ltc_pyg.graph.transforms import knn_to_edges
-from ltc_pyg.pipelines.estimator import (FaceClusterer, default_sweep_values,
-                                         threshold_param, threshold_sweep)
+from ltc_pyg.pipelines.estimator import (
+    FaceClusterer,
+    default_sweep_values,
+    threshold_param,
+    threshold_sweep,
+)
 from ltc_pyg.pipelines.knn_threshold import KNNThreshold
 from ltc_pyg.pipelines.methods import METHODS, ClusteringMethod
 from ltc_pyg.pipelines.run import build_graph

@@ -5,9 +5,13 @@ import pytest
 from matplotlib.image import imread
 
 from ltc_pyg.metrics import evaluate
-from ltc_pyg.pipelines.plots import (cluster_size_histogram,
-                                     plot_cluster_sizes, plot_method_bars,
-                                     plot_threshold_sweep, write_report_dir)
+from ltc_pyg.pipelines.plots import (
+    cluster_size_histogram,
+    plot_cluster_sizes,
+    plot_method_bars,
+    plot_threshold_sweep,
+    write_report_dir,
+)
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 TRUE = np.array([0, 0, 0, 1, 1, 2])
