@@ -26,7 +26,9 @@ from ltc_pyg.config import KNNConfig, RunConfig, load_config
 from ltc_pyg.data.io import read_features, read_labels, write_knn, write_labels
 from ltc_pyg.graph.knn import KNN_METHODS, knn_search
 from ltc_pyg.metrics import evaluate
+from ltc_pyg.pipelines.estimator import threshold_sweep
 from ltc_pyg.pipelines.methods import METHODS, get_method
+from ltc_pyg.pipelines.plots import write_report_dir
 from ltc_pyg.pipelines.report import (
     StageTimer,
     dumps_json,
@@ -164,8 +166,11 @@ def make_parser() -> argparse.ArgumentParser:
     _add_method_args(cl)
     cl.add_argument('--out', required=True, type=Path,
                     help='predicted labels (.meta) to write')
-    cl.add_argument('--report', type=Path, help='write a JSON report '
-                    '(metrics, parameters, time and memory per stage)')
+    cl.add_argument('--report', type=Path, help='write a report (metrics, '
+                    'parameters, time and memory per stage): JSON when PATH '
+                    'ends in .json, else a directory with report.json and '
+                    'plots (with --labels and a method that is not learned, '
+                    'also scores against its threshold)')
     return parser
 
 
@@ -267,8 +272,14 @@ def _cluster(args: argparse.Namespace) -> None:
                         timer=timer, progress_bar=progress)
     result = cluster(graph, method, timer, config.knn)
     write_labels(args.out, result.labels)
-    if args.report:
+    if args.report and args.report.suffix == '.json':
         write_json(args.report, result.report)
+    elif args.report:
+        # Learned methods would re-run their model per value: API only.
+        sweep = (threshold_sweep(graph, method)
+                 if labels is not None and not method.trainable else None)
+        write_report_dir(args.report, result.report, result.labels, labels,
+                         sweep=sweep)
     report = result.report
     print(f"{report['method']}: {report['num_clusters']} clusters of "
           f"{report['num_nodes']} samples in {report['total_seconds']:.1f} s "
