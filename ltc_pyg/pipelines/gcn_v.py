@@ -125,6 +125,9 @@ class GCNVParams:
         gcn_feat_knn (str): How: a faiss search (``'flat'``, ``'ivf'``,
             ``'hnsw'``), or ``'rerank'``, which re-sorts each input kNN row by
             GCN-feature similarity (no search; for very large graphs).
+        gcn_feat_k (int, optional): Its row length, the node itself
+            included; the input graph's ``k`` if omitted (at most that with
+            ``'rerank'``).
         inference_batch_size (int): Nodes per chunk of full-graph inference.
         train (TrainParams): The schedule.
     """
@@ -138,6 +141,7 @@ class GCNVParams:
     tau: float = 0.8
     use_gcn_feat: bool = True
     gcn_feat_knn: GCNFeatureKNN = 'flat'
+    gcn_feat_k: int | None = None
     inference_batch_size: int = 65536
     train: TrainParams = field(default_factory=TrainParams)
 
@@ -402,8 +406,8 @@ class GCNVMethod(ClusteringMethod):
 
     def gcn_feature_knn(self, graph: Data, hidden: Tensor
                         ) -> tuple[Tensor, Tensor]:
-        r"""The kNN graph of the L2-normalised hidden features, with the
-        input graph's ``k`` (see ``gcn_feat_knn``)."""
+        r"""The kNN graph of the L2-normalised hidden features (see
+        ``gcn_feat_knn`` and ``gcn_feat_k``)."""
         features = l2_normalize(hidden.numpy())
         zero = ~hidden.any(dim=1).numpy()
         if zero.any():
@@ -414,15 +418,19 @@ class GCNVMethod(ClusteringMethod):
             rng = np.random.default_rng(self.seed)
             features[zero] = l2_normalize(rng.standard_normal(
                 (int(zero.sum()), features.shape[1])))
-        k = graph.knn_neighbor.size(1)
+        k = self.params.gcn_feat_k or graph.knn_neighbor.size(1)
         method = self.params.gcn_feat_knn
+        if method == 'rerank' and k > graph.knn_neighbor.size(1):
+            raise ValueError(f"gcn_feat_knn='rerank' re-sorts the input kNN "
+                             f'rows (k={graph.knn_neighbor.size(1)}) and '
+                             f'cannot give gcn_feat_k={k}')
         if method != 'rerank':
             knn = knn_search(features, k, method, normalize=False,
                              seed=self.seed,
                              progress_bar=self._show(features.shape[0]))
             return torch.from_numpy(knn.neighbor), torch.from_numpy(
                 knn.similarity)
-        neighbor = graph.knn_neighbor
+        neighbor = graph.knn_neighbor[:, :k]
         features_t = torch.from_numpy(features)
         similarity = torch.empty(neighbor.shape)
         for start in range(0, neighbor.size(0), 16384):

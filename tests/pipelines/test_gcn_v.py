@@ -1,0 +1,213 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ltc_pyg.cluster.peaks import confidence_to_peaks, peaks_to_labels
+from ltc_pyg.config import KNNConfig, load_config
+from ltc_pyg.data.io import (
+    read_features,
+    read_labels,
+    write_features,
+    write_labels,
+)
+from ltc_pyg.data.synthetic import make_splits
+from ltc_pyg.pipelines.checkpoint import read_checkpoint, save_checkpoint
+from ltc_pyg.pipelines.cli import main
+from ltc_pyg.pipelines.gcn_v import TrainParams
+from ltc_pyg.pipelines.methods import build_method
+from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
+
+CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
+SMALL = {'hidden_channels': 16, 'tau': 0.5, 'tau_0': 0.5,
+         'train': {'steps': 4, 'lr': 0.05, 'batch_size': 30}}
+
+
+@pytest.fixture(scope='module')
+def split():
+    return make_splits(num_train_identities=1, num_test_identities=8, dim=16,
+                       mean_size=12, spread=0.5, low_quality_fraction=0.0,
+                       seed=0)['test']
+
+
+@pytest.fixture(scope='module')
+def graph(split):
+    return build_graph(split.x, KNNConfig(k=8), split.labels)
+
+
+def _weights(method):
+    return {k: v.clone() for k, v in method.model.state_dict().items()}
+
+
+def test_lr_schedule_steps_down_at_milestones():
+    schedule = TrainParams(steps=10, lr=1.0, milestones=(0.5, 0.8),
+                           gamma=0.1)
+    assert [schedule.lr_at(s) for s in (0, 4, 5, 7, 8, 9)] == pytest.approx(
+        [1, 1, .1, .1, .01, .01])
+
+
+@pytest.mark.parametrize('batch_size', [None, 30])
+def test_gcn_v_trains_predicts_and_resumes(graph, tmp_path, batch_size):
+    params = {**SMALL, 'train': {**SMALL['train'], 'batch_size': batch_size}}
+    full = train(graph, 'gcn-v', params, out=tmp_path / 'full.pt')
+    labels = cluster(graph, full).labels
+    assert labels.shape == (graph.num_nodes,) and labels.dtype == np.int64
+    assert full.step == 4
+
+    # Interrupted after the checkpoint of step 2, then resumed.
+    params = {**params, 'train': {**params['train'], 'save_every': 2}}
+    interrupted = build_method('gcn-v', params)
+
+    def save_and_stop():
+        save_checkpoint(tmp_path / 'half.pt', interrupted, KNNConfig(k=8))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(graph, save=save_and_stop)
+    resumed = train(graph, 'gcn-v', params, out=tmp_path / 'resumed.pt',
+                    resume=tmp_path / 'half.pt')
+    for key, value in _weights(full).items():
+        assert torch.allclose(_weights(resumed)[key], value, atol=1e-6), key
+    reloaded = make_method('gcn-v', checkpoint=tmp_path / 'full.pt')
+    np.testing.assert_array_equal(cluster(graph, reloaded).labels, labels)
+
+
+def test_gcn_v_save_every_writes_checkpoints(graph, tmp_path):
+    params = {**SMALL, 'train': {**SMALL['train'], 'save_every': 2}}
+    saved = []
+    method = build_method('gcn-v', params)
+    method.fit(graph, save=lambda: saved.append(method.step))
+    assert saved == [2]
+
+
+def test_gcn_v_uses_input_knn_without_gcn_feat(graph, tmp_path):
+    method = train(graph, 'gcn-v', {**SMALL, 'use_gcn_feat': False})
+    confidence, _ = method.infer(graph)
+    expected = peaks_to_labels(confidence_to_peaks(
+        graph.knn_neighbor, graph.knn_similarity, confidence), 0.5)
+    np.testing.assert_array_equal(method.predict(graph), expected)
+
+
+def test_gcn_feature_knn_rerank_and_search_agree_on_small_graphs(graph):
+    method = train(graph, 'gcn-v', SMALL)
+    _, hidden = method.infer(graph)
+    neighbor, similarity = method.gcn_feature_knn(graph, hidden)
+    assert (neighbor[:, 0] == torch.arange(graph.num_nodes)).all()
+    assert (similarity[:, :-1] >= similarity[:, 1:] - 1e-6).all()
+    rerank = build_method('gcn-v', {**SMALL, 'gcn_feat_knn': 'rerank'})
+    rerank.model = method.model
+    neighbor_r, similarity_r = rerank.gcn_feature_knn(graph, hidden)
+    assert neighbor_r.shape == neighbor.shape
+    assert (similarity_r[:, :-1] >= similarity_r[:, 1:]).all()
+    too_many = build_method('gcn-v', {**SMALL, 'gcn_feat_knn': 'rerank',
+                                      'gcn_feat_k': 9})
+    with pytest.raises(ValueError, match='cannot give gcn_feat_k=9'):
+        too_many.gcn_feature_knn(graph, hidden)
+
+
+def test_gcn_e_builds_on_gcn_v_and_saves_both(graph, tmp_path):
+    train(graph, 'gcn-v', SMALL, out=tmp_path / 'v.pt')
+    params = {'gcn_v': SMALL, 'gcn_v_checkpoint': str(tmp_path / 'v.pt'),
+              'hidden_channels': 8, 'tau': 0.5, 'ignore_ratio': 0.5,
+              'train_ignore_ratio': 0.5,
+              'train': {'steps': 3, 'optimizer': 'adam', 'lr': 1e-3,
+                        'batch_size': 4}}
+    method = train(graph, 'gcn-e', params, out=tmp_path / 've.pt')
+    assert method.name == 'gcn-v+e' and method.step == 3
+    payload = read_checkpoint(tmp_path / 've.pt')
+    assert payload['method'] == 'gcn-v+e'
+    assert set(payload['state']) >= {'gcn_v', 'model', 'optimizer', 'step'}
+    # One file of ours is enough; the GCN-V path is not needed any more.
+    (tmp_path / 'v.pt').unlink()
+    loaded = make_method('gcn-v+e', checkpoint=tmp_path / 've.pt')
+    labels = cluster(graph, loaded).labels
+    np.testing.assert_array_equal(labels, method.predict(graph))
+    with pytest.raises(ValueError, match="holds a 'gcn-v\\+e' model, not "
+                       "'gcn-v'"):
+        make_method('gcn-v', checkpoint=tmp_path / 've.pt')
+
+
+def test_gcn_v_plus_e_trains_both_without_a_checkpoint(graph):
+    params = {'gcn_v': SMALL, 'hidden_channels': 8, 'tau': 0.5,
+              'train': {'steps': 2, 'batch_size': 4}}
+    method = train(graph, 'gcn-v+e', params)
+    assert method.gcn_v.step == 4 and method.step == 2
+
+
+def test_untrained_methods_say_so(graph):
+    with pytest.raises(ValueError, match="'gcn-v' has no trained model"):
+        build_method('gcn-v').predict(graph)
+    with pytest.raises(ValueError, match='needs --checkpoint'):
+        make_method('gcn-v+e')
+
+
+def test_original_checkpoints(reference_fixtures):
+    root = reference_fixtures
+    features = read_features(root / 'graph' / 'features.bin', 256)
+    graph = build_graph(features, labels=read_labels(
+        root / 'graph' / 'labels.meta'),
+        knn_path=root / 'graph' / 'knns' / 'faiss_k_80.npz')
+    io = np.load(root / 'models' / 'gcn_v_io.npz')
+    gcn_v = make_method('gcn-v', {'use_gcn_feat': False},
+                        checkpoint=root / 'models' / 'gcn_v.pth')
+    confidence, hidden = gcn_v.infer(graph)
+    np.testing.assert_allclose(confidence.numpy(), io['pred'], atol=1e-5)
+    np.testing.assert_allclose(hidden.numpy(), io['gcn_feat'], atol=1e-5)
+    expected = peaks_to_labels(confidence_to_peaks(
+        graph.knn_neighbor, graph.knn_similarity, confidence), 0.65)
+    np.testing.assert_array_equal(cluster(graph, gcn_v).labels, expected)
+
+    with pytest.raises(ValueError, match='gcn_v_checkpoint=gcn_v.pth'):
+        make_method('gcn-v+e', checkpoint=root / 'models' / 'gcn_e.pth')
+    both = make_method('gcn-v+e', {'gcn_v_checkpoint': str(
+        root / 'models' / 'gcn_v.pth')},
+        checkpoint=root / 'models' / 'gcn_e.pth')
+    result = cluster(graph, both)
+    assert result.report['metrics']['pairwise_fscore'] > 0.3
+    stages = [stage['name'] for stage in result.report['stages']]
+    assert {'GCN-V inference', 'GCN-E inference', 'merge'} <= set(stages)
+
+
+def test_cli_clusters_with_the_original_pair(reference_fixtures, tmp_path):
+    root = reference_fixtures
+    out, report = tmp_path / 'pred.meta', tmp_path / 'report.json'
+    assert main(['-q', 'cluster', '--method', 'gcn-v+e', '--features',
+                 str(root / 'graph' / 'features.bin'), '--dim', '256',
+                 '--knn', str(root / 'graph' / 'knns' / 'faiss_k_80.npz'),
+                 '--labels', str(root / 'graph' / 'labels.meta'),
+                 '--checkpoint', str(root / 'models' / 'gcn_e.pth'),
+                 '--param', f"gcn_v_checkpoint={root / 'models' / 'gcn_v.pth'}",
+                 '--no-progress', '--out', str(out), '--report',
+                 str(report)]) == 0
+    assert read_labels(out, num_nodes=2000).shape == (2000,)
+
+
+def test_cli_train_then_cluster(split, tmp_path):
+    write_features(tmp_path / 'f.bin', split.x)
+    write_labels(tmp_path / 'l.meta', split.labels)
+    common = ['--features', str(tmp_path / 'f.bin'), '--dim', '16',
+              '--k', '8', '--no-progress']
+    small = ['--param', 'hidden_channels=16', '--param',
+             'train={steps: 2, batch_size: 20}']
+    assert main(['-q', 'train', 'gcn-v', '--labels', str(tmp_path / 'l.meta'),
+                 *common, *small, '--out', str(tmp_path / 'v.pt')]) == 0
+    assert main(['-q', 'train', 'gcn-e', '--labels', str(tmp_path / 'l.meta'),
+                 *common, '--param', f"gcn_v_checkpoint={tmp_path / 'v.pt'}",
+                 '--param', 'gcn_v={hidden_channels: 16}', '--param',
+                 'hidden_channels=8', '--param',
+                 'train={steps: 2, batch_size: 4}',
+                 '--out', str(tmp_path / 've.pt')]) == 0
+    assert main(['-q', 'cluster', '--method', 'gcn-v+e', *common,
+                 '--checkpoint', str(tmp_path / 've.pt'), '--out',
+                 str(tmp_path / 'pred.meta')]) == 0
+    assert read_labels(tmp_path / 'pred.meta').shape == split.labels.shape
+
+
+@pytest.mark.parametrize('name', ['gcn_v_ms1m', 'gcn_e_ms1m',
+                                  'gcn_v_deepfashion', 'gcn_e_deepfashion'])
+def test_configs_build_their_method(name):
+    config = load_config(CONFIGS / f'{name}.yaml')
+    method = build_method(config.method, config.params)
+    assert method.name == config.method
+    assert method.params.train.steps > 0
