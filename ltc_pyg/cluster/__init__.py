@@ -4,6 +4,7 @@ from ltc_pyg.cluster.merge import (
                                    relabel_by_first_appearance,
                                    threshold_links,
 )
+from ltc_pyg.cluster.deoverlap import deoverlap, nms
 from ltc_pyg.cluster.dynamic_threshold import (dynamic_threshold_components,
                                                pool_pair_scores)
 from ltc_pyg.cluster.peaks import (Peaks, confidence_to_peaks, peaks_to_edges,
@@ -14,4 +15,5 @@ __all__ = [
     'connected_components', 'relabel_by_first_appearance', 'threshold_links',
     'otsu_threshold', 'dynamic_threshold_components', 'pool_pair_scores',
     'Peaks', 'confidence_to_peaks', 'peaks_to_edges', 'peaks_to_labels',
+    'deoverlap', 'nms',
 ]

@@ -3,4 +3,7 @@ r"""Message-passing layers. GCN-V, GCN-E and L-GCN use PyG's own
 (:math:`\mathbf{W}[\mathbf{x}_i \,\|\, \sum_j a_{ij}\mathbf{x}_j] + \mathbf{b}`);
 layers PyG does not have live here, one module each."""
 
+from ltc_pyg.nn.conv.ds_conv import DSConv
+
 __all__: list[str] = []
+__all__ += ['DSConv']

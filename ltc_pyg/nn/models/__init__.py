@@ -1,8 +1,11 @@
 r"""The models of the learn-to-cluster family, one module each, built from
 message-passing layers and usable in any PyG workflow."""
 
+from ltc_pyg.nn.models.gcn_d import GCND
 from ltc_pyg.nn.models.gcn_e import GCNE
+from ltc_pyg.nn.models.gcn_s import GCNS
 from ltc_pyg.nn.models.gcn_v import GCNV, GCNVOutput
 
 __all__: list[str] = []
 __all__ += ['GCNV', 'GCNVOutput', 'GCNE']
+__all__ += ['GCND', 'GCNS']

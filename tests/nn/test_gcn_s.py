@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from ltc_pyg.nn.models.gcn_s import GCNS
+
+
+def test_batched_equals_single_with_seed():
+    torch.manual_seed(0)
+    model = GCNS(4, (8, ), use_seed=True).eval()
+    graphs = []
+    for seed, n in enumerate([3, 5]):
+        generator = torch.Generator().manual_seed(seed)
+        graphs.append(Data(x=torch.randn(n, 4, generator=generator),
+                           edge_index=torch.randint(n, (2, 2 * n),
+                                                    generator=generator),
+                           seed_mask=torch.eye(n)[0]))
+    batch = Batch.from_data_list(graphs)
+    batched = model(batch.x, batch.edge_index, seed_mask=batch.seed_mask)
+    single = torch.cat([model(g.x, g.edge_index, seed_mask=g.seed_mask)
+                        for g in graphs])
+    assert batched.shape == (8, 2)
+    assert torch.allclose(batched, single, atol=1e-6)
+    assert torch.allclose(batched.exp().sum(-1), torch.ones(8))
+    assert model.convs[0].in_channels == 5
+
+
+def test_seed_required_and_repr():
+    model = GCNS(4, (8, ))
+    with pytest.raises(ValueError, match='needs seed_mask'):
+        model(torch.zeros(2, 4), torch.zeros(2, 0, dtype=torch.long))
+    no_seed = GCNS(4, (8, ), use_seed=False).eval()
+    assert no_seed(torch.zeros(2, 4),
+                   torch.zeros(2, 0, dtype=torch.long)).shape == (2, 2)
+    assert repr(model) == ('GCNS(4, hidden_channels=[8], dropout=0.5, '
+                           'use_seed=True)')
+
+
+def test_matches_reference(reference_fixtures):
+    folder = reference_fixtures / 'models'
+    expected = np.load(folder / 'dsgcn_seg_io.npz')
+    checkpoint = torch.load(folder / 'dsgcn_seg.pth', weights_only=True)
+    model = GCNS(256, (512, 64), use_seed=True)
+    model.load_original_state_dict(checkpoint['state_dict'])
+    model.eval()
+    for t in range(2):
+        features = torch.from_numpy(expected[f's{t}_features'][0])
+        adj = torch.from_numpy(expected[f's{t}_adj'][0])
+        target, source = adj.nonzero().t()
+        with torch.no_grad():
+            out = model(features[:, :256], torch.stack([source, target]),
+                        adj[target, source], seed_mask=features[:, 256])
+        assert np.abs(out.numpy().T - expected[f's{t}_pred'][0]).max() < 1e-5
+        assert np.abs(out.exp()[:, 1].numpy() -
+                      expected[f's{t}_outlier_score'][0]).max() < 1e-5
