@@ -5,7 +5,9 @@ from ltc_pyg.nn.models.gcn_d import GCND
 from ltc_pyg.nn.models.gcn_e import GCNE
 from ltc_pyg.nn.models.gcn_s import GCNS
 from ltc_pyg.nn.models.gcn_v import GCNV, GCNVOutput
+from ltc_pyg.nn.models.lgcn import LGCN
 
 __all__: list[str] = []
 __all__ += ['GCNV', 'GCNVOutput', 'GCNE']
 __all__ += ['GCND', 'GCNS']
+__all__ += ['LGCN']

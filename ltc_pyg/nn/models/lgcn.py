@@ -1,0 +1,85 @@
+r"""L-GCN, the linkage predictor of "Linkage Based Face Clustering via Graph
+Convolution Network" (`Wang et al., CVPR 2019
+<https://arxiv.org/abs/1903.11306>`_)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torch.nn import BatchNorm1d, Linear, ModuleList, PReLU, Sequential
+from torch_geometric.nn import GraphConv
+from torch_geometric.typing import Adj, OptTensor
+
+
+class LGCN(torch.nn.Module):
+    r"""Predicts, on instance pivot subgraphs
+    (:class:`~ltc_pyg.proposals.PivotSubgraphs`), whether each one-hop node
+    belongs to its pivot's identity.
+
+    Inputs are batch-normalised (no affine part), then passed through graph
+    convolutions
+
+    .. math::
+        \mathbf{h}^{(l+1)}_i = \mathrm{ReLU}\big(\mathbf{W}^{(l)}
+        [\mathbf{h}^{(l)}_i \,\|\, \textstyle\sum_j a_{ij}
+        \mathbf{h}^{(l)}_j] + \mathbf{b}^{(l)}\big)
+
+    with row-normalised weights :math:`a_{ij}` (PyG's
+    :class:`~torch_geometric.nn.conv.GraphConv`, ``aggr='add'``), and a
+    classifier :math:`\mathrm{Linear}\to\mathrm{PReLU}\to\mathrm{Linear}`
+    gives two logits (not linked, linked) per one-hop node.
+
+    Args:
+        in_channels (int, optional): Feature size. (default: ``256``)
+        hidden_channels (sequence of int, optional): Output sizes of the graph
+            convolutions. (default: ``(512, 512, 256, 256)``)
+
+    Shapes:
+        - **input:** ``x`` :math:`(N, F_{in})`; ``edge_index``
+          :math:`(2, E)` or sparse ``adj_t`` :math:`(N, N)`;
+          ``one_hop_index`` :math:`(M)`; ``edge_weight`` :math:`(E)`
+        - **output:** logits :math:`(M, 2)`
+    """
+    def __init__(self, in_channels: int = 256,
+                 hidden_channels: Sequence[int] = (512, 512, 256, 256)
+                 ) -> None:
+        super().__init__()
+        hidden_channels = tuple(hidden_channels)
+        if not hidden_channels:
+            raise ValueError("'hidden_channels' needs at least one size")
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.norm = BatchNorm1d(in_channels, affine=False)
+        sizes = (in_channels, ) + hidden_channels
+        self.convs = ModuleList(
+            GraphConv(sizes[i], sizes[i + 1], aggr='add')
+            for i in range(len(hidden_channels)))
+        out = hidden_channels[-1]
+        self.head = Sequential(Linear(out, out), PReLU(out), Linear(out, 2))
+
+    def reset_parameters(self) -> None:
+        self.norm.reset_parameters()
+        for conv in self.convs:
+            conv.reset_parameters()
+        for layer in self.head:
+            if hasattr(layer, 'reset_parameters'):
+                layer.reset_parameters()
+
+    def embed(self, x: Tensor, edge_index: Adj,
+              edge_weight: OptTensor = None) -> Tensor:
+        r"""The node features after the last graph convolution,
+        :math:`(N, F_{out})`."""
+        x = self.norm(x)
+        for conv in self.convs:
+            x = conv(x, edge_index, edge_weight).relu()
+        return x
+
+    def forward(self, x: Tensor, edge_index: Adj, one_hop_index: Tensor,
+                edge_weight: OptTensor = None) -> Tensor:
+        hidden = self.embed(x, edge_index, edge_weight)
+        return self.head(hidden[one_hop_index])
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.in_channels}, '
+                f'hidden_channels={self.hidden_channels})')

@@ -1,0 +1,176 @@
+r"""Instance pivot subgraphs (IPS) of "Linkage Based Face Clustering via
+Graph Convolution Network" (`Wang et al., CVPR 2019
+<https://arxiv.org/abs/1903.11306>`_).
+
+The subgraph of pivot :math:`p` holds :math:`p`, its ``k_at_hop[0]``
+nearest neighbours (the *one-hop* nodes, whose linkage to :math:`p` is
+predicted) and, for each of them, its ``k_at_hop[1]`` nearest neighbours.
+Node features are relative to the pivot, :math:`\mathbf{x}_j -
+\mathbf{x}_p`; each node is linked to those of its ``active_connection``
+nearest neighbours that are in the subgraph, symmetrically, and the weights
+are row-normalised.
+
+Many pivots are built at once with array operations from the dense ``[N, k]``
+kNN arrays, directly as one :class:`~torch_geometric.data.Batch` (identical
+to ``Batch.from_data_list`` of the single subgraphs; never padded).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Batch, Data
+from torch_geometric.transforms import BaseTransform
+from torch_geometric.utils import coalesce
+
+from ltc_pyg.graph.transforms import row_normalize
+
+logger = logging.getLogger(__name__)
+
+
+def nearest_others(neighbor: Tensor, nodes: Tensor, count: int) -> Tensor:
+    r"""The first ``count`` entries of the kNN rows of ``nodes``, each row
+    without the node itself (dropped by id, wherever it stands).
+
+    Args:
+        neighbor (Tensor): ``[N, k]`` kNN ids, rows sorted by decreasing
+            similarity.
+        nodes (Tensor): ``[R]`` node ids.
+        count (int): Entries kept per row, at most ``k - 1``.
+
+    Returns:
+        Tensor: ``[R, count]`` neighbour ids, in row order.
+    """
+    rows = neighbor[nodes]
+    is_self = (rows == nodes.view(-1, 1)).to(torch.uint8)
+    order = torch.sort(is_self, dim=1, stable=True).indices[:, :count]
+    return rows.gather(1, order)
+
+
+class PivotSubgraphs(BaseTransform):
+    r"""Builds the instance pivot subgraphs of L-GCN (`Wang et al., CVPR 2019
+    <https://arxiv.org/abs/1903.11306>`_) from the affinity graph.
+
+    Calling the transform on the affinity graph (``x``, ``knn_neighbor``
+    ``[N, k]``, optional ``y``) returns the subgraphs of every node as one
+    :class:`~torch_geometric.data.Batch`; :meth:`subgraphs` builds those of
+    chosen pivots, e.g. one mini-batch. Subgraph :math:`b` has
+
+    * ``n_id``: global ids, the pivot first, then the one-hop nodes in kNN
+      order, then the other nodes in order of first appearance;
+    * ``x``: :math:`\mathbf{x}_j - \mathbf{x}_p` (``[n_b, D]``);
+    * ``edge_index`` / ``edge_weight``: :math:`j \to i` for every pair where
+      one is among the other's ``active_connection`` nearest neighbours,
+      weighted :math:`1 / \deg(i)`;
+    * ``pivot_index`` ``[1]`` and ``one_hop_index`` ``[k_1]``: local node
+      positions (shifted by the batching like ``edge_index``);
+    * ``y`` ``[k_1]`` when the graph has labels: 1 where the one-hop node has
+      the pivot's identity (never for the unknown label ``-1``).
+
+    The row length ``k`` (the node itself included) caps every count at
+    ``k - 1``: the original code takes all ``k - 1`` neighbours as one-hop
+    nodes whatever ``k_at_hop[0]`` says, so ``k_at_hop[0] >= k - 1``
+    reproduces it.
+
+    Args:
+        k_at_hop (sequence of int, optional): One-hop and two-hop neighbour
+            counts. (default: ``(200, 10)``)
+        active_connection (int, optional): Neighbours each node links to.
+            (default: ``10``)
+    """
+    def __init__(self, k_at_hop: Sequence[int] = (200, 10),
+                 active_connection: int = 10) -> None:
+        k_at_hop = tuple(int(k) for k in k_at_hop)
+        if len(k_at_hop) != 2 or min(k_at_hop) < 1:
+            raise ValueError(f"'k_at_hop' must be two positive counts (got "
+                             f'{k_at_hop})')
+        if active_connection < 1:
+            raise ValueError(f"'active_connection' must be at least 1 (got "
+                             f'{active_connection})')
+        self.k_at_hop = k_at_hop
+        self.active_connection = active_connection
+
+    def counts(self, k: int) -> tuple[int, int, int]:
+        r"""The one-hop, two-hop and link counts used with kNN rows of
+        length ``k``."""
+        if k < 2:
+            raise ValueError(f'Pivot subgraphs need kNN rows with at least '
+                             f'one neighbour besides the node (got k={k})')
+        return (min(self.k_at_hop[0], k - 1), min(self.k_at_hop[1], k - 1),
+                min(self.active_connection, k - 1))
+
+    def forward(self, data: Data) -> Batch:
+        return self.subgraphs(data, torch.arange(
+            data.num_nodes, device=data.knn_neighbor.device))
+
+    def subgraphs(self, data: Data, pivots: Tensor) -> Batch:
+        r"""The subgraphs of ``pivots`` (``[B]`` global ids) as one
+        :class:`~torch_geometric.data.Batch` (``B`` graphs)."""
+        x, neighbor = data.x, data.knn_neighbor
+        num_nodes, k = neighbor.shape
+        if x.size(0) != num_nodes:
+            raise ValueError(f"'x' has {x.size(0)} rows but the kNN arrays "
+                             f'have {num_nodes}')
+        pivots = pivots.view(-1).to(neighbor.device)
+        if pivots.numel() == 0:
+            raise ValueError('No pivots given')
+        num_pivots = pivots.numel()
+        num_one_hop, num_two_hop, num_links = self.counts(k)
+
+        one_hop = nearest_others(neighbor, pivots, num_one_hop)
+        two_hop = nearest_others(neighbor, one_hop.view(-1), num_two_hop)
+        members = torch.cat([pivots.view(-1, 1), one_hop,
+                             two_hop.view(num_pivots, -1)], dim=1)
+        # Key b * N + id names node `id` of subgraph b; the first occurrence
+        # of each key, in member order, is a node of the batch.
+        offset = torch.arange(num_pivots, device=neighbor.device) * num_nodes
+        keys = (members + offset.view(-1, 1)).view(-1)
+        sorted_keys, perm = torch.sort(keys, stable=True)
+        is_first = torch.ones_like(sorted_keys, dtype=torch.bool)
+        is_first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+        unique_keys = sorted_keys[is_first]
+        order = torch.argsort(perm[is_first])
+        node_keys = unique_keys[order]
+        n_id = node_keys % num_nodes
+        batch = node_keys // num_nodes
+        position_of_unique = torch.empty_like(order)
+        position_of_unique[order] = torch.arange(order.numel(),
+                                                 device=order.device)
+
+        def local(query_keys: Tensor) -> tuple[Tensor, Tensor]:
+            position = torch.searchsorted(unique_keys, query_keys).clamp(
+                max=unique_keys.numel() - 1)
+            found = unique_keys[position] == query_keys
+            return position_of_unique[position], found
+
+        sizes = torch.bincount(batch, minlength=num_pivots)
+        ptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+        pivot_index = local(pivots + offset)[0]
+        one_hop_index = local((one_hop + offset.view(-1, 1)).view(-1))[0]
+
+        linked = nearest_others(neighbor, n_id, num_links)
+        target, found = local(linked + (batch * num_nodes).view(-1, 1))
+        source = torch.arange(n_id.numel(), device=n_id.device).view(
+            -1, 1).expand_as(linked)
+        pairs = torch.stack([source[found], target[found]])
+        edge_index = coalesce(torch.cat([pairs, pairs.flip(0)], dim=1),
+                              num_nodes=n_id.numel())
+        edge_weight = row_normalize(
+            edge_index, torch.ones(edge_index.size(1), device=x.device),
+            n_id.numel())
+
+        subgraphs = Batch(x=x[n_id] - x[pivots[batch]], edge_index=edge_index,
+                          edge_weight=edge_weight, n_id=n_id,
+                          pivot_index=pivot_index, one_hop_index=one_hop_index,
+                          batch=batch, ptr=ptr)
+        if 'y' in data and data.y is not None:
+            pivot_label = data.y[pivots].view(-1, 1)
+            subgraphs.y = ((data.y[one_hop] == pivot_label)
+                           & (pivot_label >= 0)).view(-1).long()
+        return subgraphs
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(k_at_hop={self.k_at_hop}, '
+                f'active_connection={self.active_connection})')
