@@ -42,6 +42,9 @@ METHODS: dict[str, str] = {
     'gcn-v': 'ltc_pyg.pipelines.gcn_v:GCNVMethod',
     'gcn-v+e': 'ltc_pyg.pipelines.gcn_v:GCNVEMethod',
     'gcn-e': 'ltc_pyg.pipelines.gcn_v:GCNVEMethod',
+    'gcn-d': 'ltc_pyg.pipelines.gcn_d:GCNDMethod',
+    'gcn-d+s': 'ltc_pyg.pipelines.gcn_d:GCNDSMethod',
+    'gcn-s': 'ltc_pyg.pipelines.gcn_d:GCNDSMethod',
 }
 
 

@@ -1,0 +1,190 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ltc_pyg.cluster.deoverlap import deoverlap
+from ltc_pyg.config import KNNConfig, load_config
+from ltc_pyg.data.io import (
+    read_features,
+    read_labels,
+    write_features,
+    write_labels,
+)
+from ltc_pyg.data.synthetic import make_splits
+from ltc_pyg.metrics import evaluate
+from ltc_pyg.pipelines.checkpoint import save_checkpoint
+from ltc_pyg.pipelines.cli import main
+from ltc_pyg.pipelines.gcn_d import (
+    DSTrainParams,
+    GCNDParams,
+    graph_proposals,
+    upper_bound_labels,
+)
+from ltc_pyg.pipelines.methods import build_method
+from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
+from ltc_pyg.proposals.super_vertex import Proposals
+from ltc_pyg.proposals.targets import proposal_targets
+
+CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
+PROPOSALS = [{'k': 8, 'th': 0.55, 'max_size': 40, 'min_size': 3},
+             {'k': 8, 'th': 0.65, 'max_size': 40, 'min_size': 3,
+              'iterations': [{'k': 2, 'th': 0.5, 'max_size': 80,
+                              'sv_max_size': 4}]}]
+SMALL = {'proposals': PROPOSALS, 'hidden_channels': [16, 8],
+         'train': {'epochs': 2, 'batch_size': 8, 'lr': 0.01}}
+SMALL_S = {'gcn_d': SMALL, 'hidden_channels': [8],
+           'train': {'epochs': 2, 'batch_size': 4, 'lr': 0.01}}
+
+
+@pytest.fixture(scope='module')
+def split():
+    return make_splits(num_train_identities=1, num_test_identities=8, dim=16,
+                       mean_size=12, spread=0.5, low_quality_fraction=0.0,
+                       seed=0)['test']
+
+
+@pytest.fixture(scope='module')
+def graph(split):
+    return build_graph(split.x, KNNConfig(k=8), split.labels)
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_lr_schedule():
+    schedule = DSTrainParams(epochs=10, lr=1.0, milestones=(0.5, 0.8))
+    assert [schedule.lr_at(e) for e in (0, 4, 5, 8)] == pytest.approx(
+        [1, 1, .1, .01])
+    with pytest.raises(ValueError, match='batch_size >= 1'):
+        DSTrainParams(batch_size=0)
+    with pytest.raises(ValueError, match='at least one proposal'):
+        GCNDParams(proposals=())
+
+
+def test_upper_bound_is_true_iou_deoverlap(graph):
+    params = build_method('gcn-d', SMALL).params
+    proposals = graph_proposals(graph, params)
+    assert len(proposals) > 0
+    iou = proposal_targets(proposals, graph.y.numpy()).iou
+    expected = deoverlap(iou, proposals, graph.num_nodes)
+    np.testing.assert_array_equal(upper_bound_labels(graph, params),
+                                  expected)
+    assert evaluate(graph.y.numpy(), expected)['pairwise_fscore'] > 0.5
+    unlabeled = graph.clone()
+    del unlabeled.y
+    with pytest.raises(ValueError, match='needs the true labels'):
+        upper_bound_labels(unlabeled, params)
+
+
+def test_gcn_d_trains_predicts_and_resumes(graph, tmp_path):
+    full = train(graph, 'gcn-d', SMALL, out=tmp_path / 'full.pt')
+    result = cluster(graph, full)
+    assert result.labels.shape == (graph.num_nodes, )
+    assert result.report['params']['num_proposals'] > 0
+    stages = {stage['name'] for stage in result.report['stages']}
+    assert {'proposals', 'GCN-D inference', 'de-overlap'} <= stages
+    assert full.epoch == 2
+
+    params = {**SMALL, 'train': {**SMALL['train'], 'save_every': 1}}
+    interrupted = build_method('gcn-d', params)
+
+    def save_and_stop():
+        save_checkpoint(tmp_path / 'half.pt', interrupted, KNNConfig(k=8))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(graph, save=save_and_stop)
+    assert interrupted.epoch == 1
+    resumed = train(graph, 'gcn-d', params, out=tmp_path / 'resumed.pt',
+                    resume=tmp_path / 'half.pt')
+    for key, value in _weights(full.model).items():
+        assert torch.allclose(_weights(resumed.model)[key], value,
+                              atol=1e-6), key
+    reloaded = make_method('gcn-d', checkpoint=tmp_path / 'full.pt')
+    np.testing.assert_array_equal(cluster(graph, reloaded).labels,
+                                  result.labels)
+
+
+def test_gcn_d_plus_s_one_checkpoint(graph, tmp_path):
+    both = train(graph, 'gcn-s', SMALL_S, out=tmp_path / 'ds.pt')
+    assert both.gcn_d.epoch == 2 and both.epoch == 2
+    labels = cluster(graph, both).labels
+    reloaded = make_method('gcn-d+s', checkpoint=tmp_path / 'ds.pt')
+    np.testing.assert_array_equal(cluster(graph, reloaded).labels, labels)
+    # Building GCN-S on a saved GCN-D leaves that GCN-D unchanged.
+    train(graph, 'gcn-d', SMALL, out=tmp_path / 'd.pt')
+    on_top = train(graph, 'gcn-s', {**SMALL_S, 'gcn_d_checkpoint': str(
+        tmp_path / 'd.pt')})
+    detector = make_method('gcn-d', checkpoint=tmp_path / 'd.pt')
+    for key, value in _weights(detector.model).items():
+        assert torch.equal(_weights(on_top.gcn_d.model)[key], value)
+
+
+def test_untrained_methods_say_so(graph):
+    with pytest.raises(ValueError, match='no trained model'):
+        build_method('gcn-d', SMALL).predict(graph)
+    with pytest.raises(ValueError, match='needs --checkpoint'):
+        make_method('gcn-d+s')
+
+
+def test_original_checkpoints(reference_fixtures, tmp_path):
+    root = reference_fixtures
+    graph = build_graph(read_features(root / 'graph' / 'features.bin', 256),
+                        labels=read_labels(root / 'graph' / 'labels.meta'),
+                        knn_path=root / 'graph' / 'knns' / 'faiss_k_80.npz')
+    models = root / 'models'
+    detector = make_method('gcn-d', checkpoint=models / 'dsgcn_det.pth')
+    assert detector.model.hidden_channels == (512, 64)
+    io = np.load(models / 'dsgcn_det_io.npz')
+    basic0 = np.load(root / 'algorithms' / 'proposals_basic0.npz')
+    offsets = basic0['node_offsets']
+    parts = [basic0['nodes'][offsets[i]:offsets[i + 1]]
+             for i in io['proposal_index']]
+    proposals = Proposals(np.concatenate(parts),
+                          np.r_[0, np.cumsum([len(p) for p in parts])])
+    np.testing.assert_allclose(detector.score(graph, proposals),
+                               io['pred'][:, 0], atol=1e-5)
+
+    with pytest.raises(ValueError, match='gcn_d_checkpoint=dsgcn_det.pth'):
+        make_method('gcn-d+s', checkpoint=models / 'dsgcn_seg.pth')
+    out, report = tmp_path / 'pred.meta', tmp_path / 'report.json'
+    assert main(['-q', 'cluster', '--method', 'gcn-d+s', '--features',
+                 str(root / 'graph' / 'features.bin'), '--dim', '256',
+                 '--knn', str(root / 'graph' / 'knns' / 'faiss_k_80.npz'),
+                 '--labels', str(root / 'graph' / 'labels.meta'),
+                 '--checkpoint', str(models / 'dsgcn_seg.pth'),
+                 '--param', f"gcn_d_checkpoint={models / 'dsgcn_det.pth'}",
+                 '--no-progress', '--out', str(out), '--report',
+                 str(report)]) == 0
+    assert read_labels(out, num_nodes=2000).shape == (2000, )
+
+
+def test_cli_train_then_cluster(split, tmp_path):
+    write_features(tmp_path / 'f.bin', split.x)
+    write_labels(tmp_path / 'l.meta', split.labels)
+    common = ['--features', str(tmp_path / 'f.bin'), '--dim', '16',
+              '--k', '8', '--no-progress']
+    small = ['--param', 'hidden_channels=[16]', '--param',
+             'train={epochs: 1, batch_size: 8}', '--param',
+             'proposals=[{k: 8, th: 0.6, max_size: 40}]']
+    assert main(['-q', 'train', 'gcn-d', '--labels', str(tmp_path / 'l.meta'),
+                 *common, *small, '--out', str(tmp_path / 'd.pt')]) == 0
+    assert main(['-q', 'cluster', '--method', 'gcn-d', *common,
+                 '--checkpoint', str(tmp_path / 'd.pt'), '--out',
+                 str(tmp_path / 'pred.meta')]) == 0
+    assert read_labels(tmp_path / 'pred.meta').shape == split.labels.shape
+
+
+@pytest.mark.parametrize('name', ['gcn_d_2_prpsls', 'gcn_d_5_prpsls',
+                                  'gcn_d_8_prpsls', 'gcn_d_20_prpsls'])
+def test_configs_build_their_method(name):
+    config = load_config(CONFIGS / f'{name}.yaml')
+    method = build_method(config.method, config.params)
+    proposals = (method.params.proposals if config.method == 'gcn-d'
+                 else method.params.gcn_d.proposals)
+    count = sum(setting.keep + len(setting.iterations)
+                for setting in proposals)
+    assert count == int(name.split('_')[2])
