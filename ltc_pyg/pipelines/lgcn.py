@@ -249,41 +249,49 @@ class LGCNMethod(ClusteringMethod):
         return value
 
     @torch.no_grad()
-    def linkage(self, graph: Data) -> tuple[np.ndarray, np.ndarray]:
+    def linkage(self, graph: Data, pivots: Tensor | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
         r"""Scores every pivot -> one-hop pair with the model, mini-batched
         over pivots.
 
+        Args:
+            graph (Data): The affinity graph.
+            pivots (Tensor, optional): ``[P]`` pivot ids (default: every
+                node, ascending).
+
         Returns:
-            (np.ndarray, np.ndarray): int64 pairs ``[N k_1, 2]`` (pivot,
-            one-hop node; pivots ascending, one-hop nodes in kNN order) and
-            float32 linkage probabilities ``[N k_1]``.
+            (np.ndarray, np.ndarray): int64 pairs ``[P k_1, 2]`` (pivot,
+            one-hop node; pivots in the given order, one-hop nodes in kNN
+            order) and float32 linkage probabilities ``[P k_1]``.
         """
         if self.model is None:
             raise ValueError("'lgcn' has no trained model; train one or give "
                              'a checkpoint')
         self._build(graph.x.size(1)).eval()
-        num_nodes = graph.num_nodes
+        if pivots is None:
+            pivots = torch.arange(graph.num_nodes)
+        num_pivots = pivots.numel()
         num_one_hop = self.transform.counts(graph.knn_neighbor.size(1))[0]
         if num_one_hop < self.params.k_at_hop[0]:
             logger.info('kNN rows of k=%d give %d one-hop nodes per pivot '
                         '(k_at_hop[0]=%d)', graph.knn_neighbor.size(1),
                         num_one_hop, self.params.k_at_hop[0])
-        pairs = np.empty((num_nodes * num_one_hop, 2), dtype=np.int64)
-        scores = np.empty(num_nodes * num_one_hop, dtype=np.float32)
+        pairs = np.empty((num_pivots * num_one_hop, 2), dtype=np.int64)
+        scores = np.empty(num_pivots * num_one_hop, dtype=np.float32)
         size = self.params.inference_batch_size
         seconds = {'subgraphs': 0.0, 'model': 0.0}
-        for start in tqdm(range(0, num_nodes, size), desc='L-GCN linkage',
-                          disable=not self._show(num_nodes // size)):
-            pivots = torch.arange(start, min(start + size, num_nodes))
+        for start in tqdm(range(0, num_pivots, size), desc='L-GCN linkage',
+                          disable=not self._show(num_pivots // size)):
+            chunk = pivots[start:start + size]
             clock = time.perf_counter()
-            batch = self.transform.subgraphs(graph, pivots)
+            batch = self.transform.subgraphs(graph, chunk)
             seconds['subgraphs'] += time.perf_counter() - clock
             clock = time.perf_counter()
             probability = self._logits(batch).softmax(dim=1)[:, 1]
             seconds['model'] += time.perf_counter() - clock
             rows = slice(start * num_one_hop,
-                         (start + pivots.numel()) * num_one_hop)
-            pairs[rows, 0] = pivots.repeat_interleave(num_one_hop).numpy()
+                         (start + chunk.numel()) * num_one_hop)
+            pairs[rows, 0] = chunk.repeat_interleave(num_one_hop).numpy()
             pairs[rows, 1] = batch.n_id[batch.one_hop_index].numpy()
             scores[rows] = probability.cpu().numpy()
         self.linkage_seconds_ = seconds
