@@ -39,6 +39,7 @@ from ltc_pyg.pipelines.report import StageTimer
 # name -> 'module:Class'; imported lazily by get_method().
 METHODS: dict[str, str] = {
     'knn-threshold': 'ltc_pyg.pipelines.knn_threshold:KNNThreshold',
+    'lgcn': 'ltc_pyg.pipelines.lgcn:LGCNMethod',
     'gcn-v': 'ltc_pyg.pipelines.gcn_v:GCNVMethod',
     'gcn-v+e': 'ltc_pyg.pipelines.gcn_v:GCNVEMethod',
     'gcn-e': 'ltc_pyg.pipelines.gcn_v:GCNVEMethod',
