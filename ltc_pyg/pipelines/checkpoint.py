@@ -20,7 +20,7 @@ import torch
 
 from ltc_pyg.config import KNNConfig, from_dict, to_dict
 from ltc_pyg.data.io import atomic_write
-from ltc_pyg.pipelines.methods import ClusteringMethod, build_method
+from ltc_pyg.pipelines.methods import METHODS, ClusteringMethod, build_method
 
 FORMAT = 'ltc_pyg'
 VERSION = 1
@@ -83,7 +83,9 @@ def load_method(path: str | Path, name: str, params: Any = None,
     if payload.get('format') != FORMAT:
         raise ValueError(f'{path} is neither an ltc_pyg checkpoint nor an '
                          f"original one (keys: {sorted(payload)[:8]})")
-    if payload['method'] != name:
+    # Names registered for the same class (aliases) share checkpoints.
+    if METHODS.get(payload['method'], payload['method']) != METHODS.get(
+            name, name):
         raise ValueError(f"{path} holds a '{payload['method']}' model, not "
                          f"'{name}'")
     method = build_method(name, payload['params'] if params is None
