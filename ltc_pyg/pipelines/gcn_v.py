@@ -433,11 +433,12 @@ class GCNVMethod(ClusteringMethod):
         neighbor = graph.knn_neighbor[:, :k]
         features_t = torch.from_numpy(features)
         similarity = torch.empty(neighbor.shape)
-        for start in range(0, neighbor.size(0), 16384):
-            rows = neighbor[start:start + 16384]
-            similarity[start:start + 16384] = torch.einsum(
-                'nkd,nd->nk', features_t[rows],
-                features_t[start:start + 16384])
+        chunk = 4096  # gathers chunk x k x H floats at a time
+        for start in range(0, neighbor.size(0), chunk):
+            stop = start + chunk
+            similarity[start:stop] = torch.einsum(
+                'nkd,nd->nk', features_t[neighbor[start:stop]],
+                features_t[start:stop])
         # Self (similarity 1) stays first: ties sort by the original order.
         similarity, order = torch.sort(similarity, dim=1, descending=True,
                                        stable=True)

@@ -123,6 +123,10 @@ def test_gcn_e_builds_on_gcn_v_and_saves_both(graph, tmp_path):
     loaded = make_method('gcn-v+e', checkpoint=tmp_path / 've.pt')
     labels = cluster(graph, loaded).labels
     np.testing.assert_array_equal(labels, method.predict(graph))
+    # 'gcn-e' is the same method: it resumes from and reads the checkpoint.
+    resumed = train(graph, 'gcn-e', {**params, 'train': {
+        **params['train'], 'steps': 4}}, resume=tmp_path / 've.pt')
+    assert resumed.step == 4
     with pytest.raises(ValueError, match="holds a 'gcn-v\\+e' model, not "
                        "'gcn-v'"):
         make_method('gcn-v', checkpoint=tmp_path / 've.pt')
