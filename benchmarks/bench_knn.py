@@ -57,11 +57,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--k', type=int, default=80)
     parser.add_argument('--num-probes', type=int, default=64)
     parser.add_argument('--ef-search', type=int, default=256)
+    parser.add_argument('--hnsw-m', type=int, default=32)
+    parser.add_argument('--ef-construction', type=int, default=80)
     parser.add_argument('--sample-queries', type=int, default=2000)
     args = parser.parse_args(argv)
 
     features = read_features(args.features, args.dim)
-    print(f'k={args.k}, IVF num_probes={args.num_probes}, HNSW M=32 '
+    print(f'k={args.k}, IVF num_probes={args.num_probes}, HNSW '
+          f'M={args.hnsw_m} ef_construction={args.ef_construction} '
           f'ef_search={args.ef_search}')
     print('| N | method | seconds | queries/s | recall@k | vs flat |')
     print('|---|---|---|---|---|---|')
@@ -72,7 +75,9 @@ def main(argv: list[str] | None = None) -> None:
             start = time.perf_counter()
             knn = knn_search(x, args.k, method, normalize=False,
                              num_probes=args.num_probes,
-                             ef_search=args.ef_search, progress_bar=False)
+                             ef_search=args.ef_search, hnsw_m=args.hnsw_m,
+                             ef_construction=args.ef_construction,
+                             progress_bar=False)
             seconds = time.perf_counter() - start
             if method == 'flat':
                 exact, exact_seconds = knn, seconds
