@@ -30,6 +30,11 @@ class LGCN(torch.nn.Module):
     classifier :math:`\mathrm{Linear}\to\mathrm{PReLU}\to\mathrm{Linear}`
     gives two logits (not linked, linked) per one-hop node.
 
+    Subgraphs are concatenated, not padded, so in training the batch
+    statistics of the input normalisation cover real nodes only (the
+    original's padded batches also counted the zero padding rows); in
+    evaluation both use the running statistics and agree.
+
     Args:
         in_channels (int, optional): Feature size. (default: ``256``)
         hidden_channels (sequence of int, optional): Output sizes of the graph
