@@ -36,6 +36,7 @@ import torch.nn.functional as F
 import torch_geometric.transforms as T
 from torch import Tensor
 from torch_geometric.data import Data
+from torch_geometric.typing import SparseTensor
 from tqdm.auto import tqdm
 
 from ltc_pyg.cluster.peaks import Peaks, confidence_to_peaks, peaks_to_labels
@@ -44,6 +45,7 @@ from ltc_pyg.graph.knn import knn_search, l2_normalize
 from ltc_pyg.graph.transforms import (
     KNNAffinityGraph,
     RowNormalize,
+    SparseLayout,
     ToSparseAdjacency,
 )
 from ltc_pyg.nn.models import GCNE, GCNV
@@ -51,6 +53,7 @@ from ltc_pyg.pipelines.methods import ClusteringMethod
 from ltc_pyg.pipelines.report import StageTimer
 from ltc_pyg.proposals.candidates import (
     CandidateSubgraphs,
+    csr_arrays,
     pick_per_subgraph,
     select_candidates,
 )
@@ -129,6 +132,8 @@ class GCNVParams:
             included; the input graph's ``k`` if omitted (at most that with
             ``'rerank'``).
         inference_batch_size (int): Nodes per chunk of full-graph inference.
+        sparse_layout (str): Sparse adjacency of the convolutions:
+            ``'csr'`` (torch) or ``'sparse_tensor'`` (needs torch-sparse).
         train (TrainParams): The schedule.
     """
     hidden_channels: int = 512
@@ -143,6 +148,7 @@ class GCNVParams:
     gcn_feat_knn: GCNFeatureKNN = 'flat'
     gcn_feat_k: int | None = None
     inference_batch_size: int = 65536
+    sparse_layout: SparseLayout = 'csr'
     train: TrainParams = field(default_factory=TrainParams)
 
 
@@ -225,30 +231,32 @@ def convert_original_gcn_e(state_dict: dict[str, Tensor]
 
 
 def gcn_adjacency(x: Tensor, neighbor: Tensor, similarity: Tensor,
-                  min_similarity: float | None = 0.0) -> Tensor:
-    r"""The GCN-V/GCN-E adjacency ``adj_t`` (sparse CSR ``[N, N]``):
+                  min_similarity: float | None = 0.0,
+                  layout: SparseLayout = 'csr') -> Tensor | SparseTensor:
+    r"""The GCN-V/GCN-E adjacency ``adj_t`` (sparse ``[N, N]``, ``layout``
+    as in :func:`~ltc_pyg.graph.transforms.to_sparse_adjacency`):
     :math:`\mathbf{D}^{-1}(\max(\mathbf{A}, \mathbf{A}^\top) + \mathbf{I})`
     of the kNN similarities, composed from the foundation transforms."""
     transform = T.Compose([
         KNNAffinityGraph(neighbor.size(1), min_similarity=min_similarity,
                          symmetric=True, self_loops=True),
         RowNormalize(),
-        ToSparseAdjacency(remove_edge_index=True)])
+        ToSparseAdjacency(layout, remove_edge_index=True)])
     data = Data(x=x, knn_neighbor=neighbor, knn_similarity=similarity,
                 num_nodes=x.size(0))
     return transform(data).adj_t
 
 
-def adjacency_rows(adj_t: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    r"""The rows ``rows`` of a sparse CSR ``adj_t`` as a bipartite
-    ``[B, U]`` CSR over the ``U`` distinct columns they touch.
+def adjacency_rows(adj_t: Tensor | SparseTensor, rows: Tensor
+                   ) -> tuple[Tensor | SparseTensor, Tensor]:
+    r"""The rows ``rows`` of a sparse ``adj_t`` as a bipartite ``[B, U]``
+    adjacency of the same kind over the ``U`` distinct columns they touch.
 
     Returns:
         (Tensor, Tensor): the sub-adjacency and ``n_id`` ``[U]``, the global
         ids of its columns (ascending).
     """
-    rowptr, col, value = (adj_t.crow_indices(), adj_t.col_indices(),
-                          adj_t.values())
+    rowptr, col, value = csr_arrays(adj_t)
     start, count = rowptr[rows], rowptr[rows + 1] - rowptr[rows]
     sub_rowptr = torch.cat([count.new_zeros(1), count.cumsum(0)])
     position = (torch.arange(int(sub_rowptr[-1]), device=rows.device)
@@ -258,6 +266,11 @@ def adjacency_rows(adj_t: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
     used[columns] = True
     n_id = used.nonzero().view(-1)
     local = (used.cumsum(0) - 1)[columns]  # global -> position in n_id
+    if isinstance(adj_t, SparseTensor):
+        return SparseTensor(rowptr=sub_rowptr, col=local,
+                            value=value[position],
+                            sparse_sizes=(rows.numel(), n_id.numel()),
+                            is_sorted=True, trust_data=True), n_id
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='Sparse CSR')
         sub = torch.sparse_csr_tensor(sub_rowptr, local, value[position],
@@ -333,7 +346,8 @@ class GCNVMethod(ClusteringMethod):
             target = confidence_targets(graph, params.confidence,
                                         params.density_radius)
             adj_t = gcn_adjacency(graph.x, graph.knn_neighbor,
-                                  graph.knn_similarity, params.min_similarity)
+                                  graph.knn_similarity, params.min_similarity,
+                                  params.sparse_layout)
         model = self._build(graph.x.size(1))
         if self.optimizer is None:
             self.optimizer = _optimizer(model, train)
@@ -384,7 +398,8 @@ class GCNVMethod(ClusteringMethod):
         with timer('GCN-V adjacency'):
             adj_t = gcn_adjacency(graph.x, graph.knn_neighbor,
                                   graph.knn_similarity,
-                                  self.params.min_similarity).to(self.device)
+                                  self.params.min_similarity,
+                                  self.params.sparse_layout).to(self.device)
         x = graph.x.to(self.device)
         num_nodes, size = x.size(0), self.params.inference_batch_size
         confidence = torch.empty(num_nodes)
@@ -628,7 +643,8 @@ class GCNVEMethod(ClusteringMethod):
                               disable=not self.gcn_v._show(graph.num_nodes)):
                 chunk = centers[start:start + size]
                 batch = builder(chunk)
-                adj_t = ToSparseAdjacency()(batch).adj_t.to(self.device)
+                adj_t = ToSparseAdjacency(self.params.gcn_v.sparse_layout)(
+                    batch).adj_t.to(self.device)
                 score = model(batch.x.to(self.device), adj_t).log_softmax(
                     dim=-1)[:, 1].cpu()
                 chosen = pick_per_subgraph(score, batch.batch, chunk.numel(),

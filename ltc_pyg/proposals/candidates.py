@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Batch
+from torch_geometric.typing import SparseTensor
 
 from ltc_pyg.graph.transforms import row_normalize
 
@@ -85,6 +86,18 @@ def select_candidates(neighbor: Tensor, confidence: Tensor,
     return CandidateSelection(direct_peak, centers, ignored)
 
 
+def csr_arrays(adj_t: Tensor | SparseTensor
+               ) -> tuple[Tensor, Tensor, Tensor]:
+    r"""``(rowptr, col, value)`` of a torch sparse CSR tensor or a
+    ``torch_sparse.SparseTensor``."""
+    if isinstance(adj_t, SparseTensor):
+        return adj_t.csr()
+    if adj_t.layout != torch.sparse_csr:
+        raise ValueError(f'Expected adj_t as a sparse CSR tensor or a '
+                         f'SparseTensor (got layout {adj_t.layout})')
+    return adj_t.crow_indices(), adj_t.col_indices(), adj_t.values()
+
+
 class CandidateSubgraphs:
     r"""Builds batches of GCN-E candidate subgraphs.
 
@@ -105,31 +118,31 @@ class CandidateSubgraphs:
         neighbor (Tensor): ``[N, k]`` kNN ids (sorted rows).
         similarity (Tensor): ``[N, k]`` kNN similarities.
         confidence (Tensor): ``[N]`` confidences.
-        adj_t (Tensor): The global row-normalised adjacency as a
-            ``torch.sparse_csr`` tensor ``[N, N]`` (row = target), e.g. from
+        adj_t (Tensor or SparseTensor): The global row-normalised adjacency
+            ``[N, N]`` (row = target) as a ``torch.sparse_csr`` tensor or a
+            ``torch_sparse.SparseTensor``, e.g. from
             :func:`~ltc_pyg.graph.transforms.to_sparse_adjacency`.
         labels (Tensor, optional): ``[N]`` identities, for training targets.
     """
     def __init__(self, x: Tensor, neighbor: Tensor, similarity: Tensor,
-                 confidence: Tensor, adj_t: Tensor,
+                 confidence: Tensor, adj_t: Tensor | SparseTensor,
                  labels: Tensor | None = None) -> None:
         num_nodes = x.size(0)
-        if adj_t.layout != torch.sparse_csr or adj_t.shape != (num_nodes,
-                                                               num_nodes):
-            raise ValueError(f'Expected adj_t as a sparse CSR tensor of shape '
-                             f'({num_nodes}, {num_nodes}) (got {adj_t.layout}'
-                             f' {tuple(adj_t.shape)})')
+        rowptr, col, values = csr_arrays(adj_t)
+        if tuple(adj_t.sizes() if isinstance(adj_t, SparseTensor)
+                 else adj_t.shape) != (num_nodes, num_nodes):
+            raise ValueError(f'Expected adj_t of shape ({num_nodes}, '
+                             f'{num_nodes}) for {num_nodes} nodes')
         self.x = x
         self.neighbor = neighbor
         self.similarity = similarity
         self.confidence = confidence
         self.labels = labels
-        rowptr, col = adj_t.crow_indices(), adj_t.col_indices()
         row = torch.repeat_interleave(torch.arange(num_nodes),
                                       rowptr[1:] - rowptr[:-1])
         # Sorted keys target * N + source locate any entry by binary search.
         self.keys = row * num_nodes + col
-        self.values = adj_t.values()
+        self.values = values
 
     def __call__(self, centers: Tensor) -> Batch:
         r"""The subgraphs of ``centers`` (each needs at least one

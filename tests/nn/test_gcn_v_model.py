@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from torch_geometric.testing import withPackage
 from torch_geometric.utils import to_dense_adj
 
 from ltc_pyg.data.io import read_knn
@@ -70,6 +71,22 @@ def test_bipartite_rows_equal_full_graph():
     assert torch.allclose(part.confidence, full.confidence[rows], atol=1e-6)
     sub_adj, n_id = adjacency_rows(adj_t, torch.tensor([0]))
     assert n_id.tolist() == [1, 2]
+
+
+@withPackage('torch_sparse')
+def test_sparse_tensor_layout_matches_csr():
+    torch.manual_seed(0)
+    model = GCNV(8, 4).eval()
+    x, weight = _graph()
+    csr = to_sparse_adjacency(EDGE_INDEX, weight, 6)
+    sparse = to_sparse_adjacency(EDGE_INDEX, weight, 6, 'sparse_tensor')
+    assert torch.allclose(model(x, sparse).confidence,
+                          model(x, csr).confidence, atol=1e-6)
+    rows = torch.tensor([4, 0, 2])
+    sub_csr, n_id = adjacency_rows(csr, rows)
+    sub_sparse, n_id_sparse = adjacency_rows(sparse, rows)
+    assert torch.equal(n_id, n_id_sparse)
+    assert torch.allclose(sub_sparse.to_dense(), sub_csr.to_dense())
 
 
 def test_permutation_equivariant():

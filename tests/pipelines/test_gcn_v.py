@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch_geometric.testing import withPackage
 
 from ltc_pyg.cluster.peaks import confidence_to_peaks, peaks_to_labels
 from ltc_pyg.config import KNNConfig, load_config
@@ -130,6 +131,17 @@ def test_gcn_e_builds_on_gcn_v_and_saves_both(graph, tmp_path):
     with pytest.raises(ValueError, match="holds a 'gcn-v\\+e' model, not "
                        "'gcn-v'"):
         make_method('gcn-v', checkpoint=tmp_path / 've.pt')
+
+
+@withPackage('torch_sparse')
+def test_sparse_tensor_layout_gives_the_same_clusters(graph, tmp_path):
+    params = {'gcn_v': SMALL, 'hidden_channels': 8, 'tau': 0.5,
+              'ignore_ratio': 0.5, 'train': {'steps': 2, 'batch_size': 4}}
+    train(graph, 'gcn-v+e', params, out=tmp_path / 've.pt')
+    labels = {layout: make_method('gcn-v+e', {**params, 'gcn_v': {
+        **SMALL, 'sparse_layout': layout}}, checkpoint=tmp_path / 've.pt'
+    ).predict(graph) for layout in ('csr', 'sparse_tensor')}
+    np.testing.assert_array_equal(labels['csr'], labels['sparse_tensor'])
 
 
 def test_gcn_v_plus_e_trains_both_without_a_checkpoint(graph):
