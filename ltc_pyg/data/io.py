@@ -189,7 +189,8 @@ def read_knn(path: PathLike, num_nodes: int | None = None,
                                  f'original layout')
             data = npz['data']
     except (OSError, EOFError) as error:
-        raise ValueError(f'{path} is not a readable .npz file: {error}') from None
+        raise ValueError(f'{path} is not a readable .npz file: '
+                         f'{error}') from None
     if data.ndim != 3 or data.shape[1] != 2:
         raise ValueError(f'{path}: expected data of shape [N, 2, k] '
                          f'(got {data.shape})')

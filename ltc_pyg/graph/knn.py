@@ -225,8 +225,8 @@ def cached_knn_search(x: np.ndarray, k: int, path: str | os.PathLike,
             logger.info('Reusing the kNN cache %s', path)
             return read_knn(path, num_nodes=x.shape[0], k=k)
         reasons = [name for name, old, new in zip(
-            ('features', 'method', 'k'), stored, (key, method, str(k)))
-            if old != new]
+            ('features', 'method', 'k'), stored, (key, method, str(k)),
+            strict=True) if old != new]
         warnings.warn(f'{path} was built for other {", ".join(reasons)}; '
                       f'rebuilding it', stacklevel=2)
     knn = knn_search(x, k, method=method, **kwargs)

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from ltc_pyg.cluster.dynamic_threshold import (dynamic_threshold_components,
-                                               pool_pair_scores)
+from ltc_pyg.cluster.dynamic_threshold import (
+    dynamic_threshold_components,
+    pool_pair_scores,
+)
 
 
 def test_pool_pair_scores_merges_both_directions():

@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from ltc_pyg.cluster.merge import (connected_components,
-                                   relabel_by_first_appearance,
-                                   threshold_links)
+from ltc_pyg.cluster.merge import (
+    connected_components,
+    relabel_by_first_appearance,
+    threshold_links,
+)
 
 
 def test_connected_components_two_triangles_and_a_singleton():

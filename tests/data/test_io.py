@@ -3,9 +3,17 @@ import os
 import numpy as np
 import pytest
 
-from ltc_pyg.data.io import (KNN, atomic_write, read_features, read_knn,
-                             read_knn_metadata, read_labels, write_features,
-                             write_knn, write_labels)
+from ltc_pyg.data.io import (
+    KNN,
+    atomic_write,
+    read_features,
+    read_knn,
+    read_knn_metadata,
+    read_labels,
+    write_features,
+    write_knn,
+    write_labels,
+)
 
 X = np.array([[1, 0, 0], [0, 2, 0], [0, 0, 3], [1, 1, 0]], dtype=np.float32)
 

@@ -2,8 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from ltc_pyg.data.validation import (check_features, check_k, check_knn,
-                                     check_labels)
+from ltc_pyg.data.validation import (
+    check_features,
+    check_k,
+    check_knn,
+    check_labels,
+)
 
 
 @pytest.mark.parametrize('x, match', [

@@ -2,8 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from ltc_pyg.data.io import KNN, read_knn_metadata, write_features, write_knn
-from ltc_pyg.data.io import write_labels
+from ltc_pyg.data.io import (
+    KNN,
+    read_knn_metadata,
+    write_features,
+    write_knn,
+    write_labels,
+)
 from ltc_pyg.graph.dataset import FaceClusteringDataset, affinity_data
 from ltc_pyg.graph.transforms import KNNAffinityGraph
 

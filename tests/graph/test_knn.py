@@ -3,9 +3,14 @@ import warnings
 import numpy as np
 import pytest
 
-from ltc_pyg.graph.knn import (cached_knn_search, default_num_lists,
-                               fingerprint, knn_recall, knn_search,
-                               l2_normalize)
+from ltc_pyg.graph.knn import (
+    cached_knn_search,
+    default_num_lists,
+    fingerprint,
+    knn_recall,
+    knn_search,
+    l2_normalize,
+)
 
 X = np.array([[1, 0], [.9, .1], [0, 1], [.1, .9], [-1, 0]], np.float32)
 

@@ -3,10 +3,15 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.data import Data
 
-from ltc_pyg.graph.transforms import (KNNAffinityGraph, RowNormalize,
-                                      ToSparseAdjacency, knn_to_edges,
-                                      row_normalize, symmetrize_max,
-                                      to_sparse_adjacency)
+from ltc_pyg.graph.transforms import (
+    KNNAffinityGraph,
+    RowNormalize,
+    ToSparseAdjacency,
+    knn_to_edges,
+    row_normalize,
+    symmetrize_max,
+    to_sparse_adjacency,
+)
 
 # Two pairs: 0-1 and 2-3 (a weak link between the pairs via 1-2).
 X = F.normalize(torch.tensor([[1., 0.], [.9, .1], [0., 1.], [.1, .9]]))

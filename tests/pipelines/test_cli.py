@@ -3,8 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from ltc_pyg.data.io import read_knn, read_labels, write_features
-from ltc_pyg.data.io import write_labels
+from ltc_pyg.data.io import read_knn, read_labels, write_features, write_labels
 from ltc_pyg.data.synthetic import make_splits
 from ltc_pyg.pipelines.cli import main
 

@@ -3,12 +3,13 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-from torch_geometric.data import Data
 
-from ltc_pyg.pipelines.checkpoint import (is_original_checkpoint,
-                                          load_method, read_checkpoint,
-                                          save_checkpoint)
 from ltc_pyg.config import KNNConfig
+from ltc_pyg.pipelines.checkpoint import (
+    is_original_checkpoint,
+    load_method,
+    read_checkpoint,
+)
 from ltc_pyg.pipelines.methods import METHODS, ClusteringMethod, get_method
 from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
 

@@ -3,8 +3,12 @@ import math
 
 import numpy as np
 
-from ltc_pyg.pipelines.report import (StageTimer, dumps_json, format_table,
-                                      write_json)
+from ltc_pyg.pipelines.report import (
+    StageTimer,
+    dumps_json,
+    format_table,
+    write_json,
+)
 
 
 def test_stage_timer_records_time_and_memory():

@@ -1,6 +1,7 @@
 r"""Message-passing layers. GCN-V, GCN-E and L-GCN use PyG's own
 :class:`~torch_geometric.nn.conv.GraphConv` on row-normalised affinities
-(:math:`\mathbf{W}[\mathbf{x}_i \,\|\, \sum_j a_{ij}\mathbf{x}_j] + \mathbf{b}`);
+(:math:`\mathbf{W}[\mathbf{x}_i \,\|\, \sum_j a_{ij}\mathbf{x}_j]
++ \mathbf{b}`);
 layers PyG does not have live here, one module each."""
 
 from ltc_pyg.nn.conv.ds_conv import DSConv
