@@ -175,16 +175,22 @@ def threshold_param(method: ClusteringMethod) -> str | None:
     return next((name for name in THRESHOLD_PARAMS if name in names), None)
 
 
-def default_sweep_values(graph: Data, num_values: int = 15) -> np.ndarray:
-    r"""Thresholds spread over the similarity of each node to its nearest
-    other node (quantiles 2% to 98%), a range that fits any embedding's
-    scale."""
+def default_sweep_values(graph: Data, num_values: int = 15,
+                         include: float | None = None) -> np.ndarray:
+    r"""Evenly spaced thresholds over the similarity of each node to its
+    nearest other node (its 2% to 98% quantiles), a range that fits any
+    embedding's scale; widened to :math:`\text{include} \pm 0.1` (capped
+    at 0.999) when given, e.g. a method's current threshold that applies to
+    other similarities (GCN-V's ``tau``)."""
     if graph.knn_similarity.size(1) < 2:
         raise ValueError('A threshold sweep needs kNN lists with at least '
                          'one neighbour (k >= 2)')
     nearest = graph.knn_similarity[:, 1].double().numpy()
-    return np.unique(np.round(np.quantile(
-        nearest, np.linspace(0.02, 0.98, num_values)), 4))
+    low, high = np.quantile(nearest, [0.02, 0.98])
+    if include is not None:
+        low, high = min(low, include - 0.1), max(high, min(include + 0.1,
+                                                           0.999))
+    return np.unique(np.round(np.linspace(low, high, num_values), 4))
 
 
 def threshold_sweep(graph: Data, method: ClusteringMethod,
@@ -212,7 +218,8 @@ def threshold_sweep(graph: Data, method: ClusteringMethod,
     if name is None:
         return None
     if values is None:
-        values = default_sweep_values(graph, num_values)
+        values = default_sweep_values(graph, num_values,
+                                      getattr(method.params, name))
     metrics = []
     for value in values:
         variant = copy.copy(method)  # shares the trained model

@@ -56,18 +56,24 @@ def cluster_size_histogram(labels: np.ndarray) -> tuple[np.ndarray,
 def plot_cluster_sizes(path: str | Path, labels_pred: np.ndarray,
                        labels_true: np.ndarray | None = None,
                        title: str = 'Cluster sizes') -> Path:
-    r"""Log-log plot of the number of clusters of each size, predicted
-    against true."""
+    r"""Log-log plot of the number of clusters per size, predicted against
+    true, in power-of-two size bins (1, 2-3, 4-7, ...)."""
     figure, axes = plt.subplots(figsize=(6.4, 4.4))
     series = [('predicted', labels_pred, 'tab:blue', 'o')]
     if labels_true is not None:
         series.append(('true identities', labels_true, 'tab:orange', 's'))
+    largest = max(np.unique(labels, return_counts=True)[1].max()
+                  for _, labels, _, _ in series)
+    edges = 2.0**np.arange(int(np.log2(largest)) + 2)
+    centers = np.sqrt(edges[:-1] * (edges[1:] - 1))
     for name, labels, color, marker in series:
         sizes, counts = cluster_size_histogram(labels)
-        axes.loglog(sizes, counts, marker=marker, linestyle='none',
-                    markersize=4, alpha=0.7, color=color,
-                    label=f'{name} ({int(counts.sum()):,} clusters)')
-    axes.set_xlabel('cluster size (samples)')
+        per_bin = np.histogram(sizes, bins=edges, weights=counts)[0]
+        shown = per_bin > 0
+        axes.loglog(centers[shown], per_bin[shown], marker=marker,
+                    color=color, label=f'{name} ({int(counts.sum()):,} '
+                    f'clusters)')
+    axes.set_xlabel('cluster size (samples; bins 1, 2-3, 4-7, ...)')
     axes.set_ylabel('number of clusters')
     axes.set_title(title)
     axes.grid(True, which='major', alpha=0.3)

@@ -5,11 +5,28 @@ import numpy as np
 from ltc_pyg.data.io import read_labels, write_features, write_labels
 from ltc_pyg.metrics import evaluate
 from ltc_pyg.pipelines.cli import main
+from ltc_pyg.pipelines.report import dumps_json
 
 # Unit vectors at 0, 5, 15 degrees (identity 0), 90, 95 (1) and 180 (2).
 ANGLES = np.deg2rad([0., 5., 15., 90., 95., 180.])
 X = np.stack([np.cos(ANGLES), np.sin(ANGLES)], 1).astype(np.float32)
 Y = np.array([0, 0, 0, 1, 1, 2])
+
+
+def expected_labels(threshold):
+    r"""Components of the k=3 graph by hand: 0 links 5 (cos 5 deg) and 15
+    (cos 15), 5 links 15 (cos 10), 90 and 95 link (cos 5) and link 15
+    (cos 75, cos 80), 180 links 95 (cos 85) and 90 (cos 90 = 0)."""
+    cos = np.cos(np.deg2rad([5, 10, 75, 85]))
+    if threshold > cos[0]:
+        return np.arange(6)
+    if threshold > cos[1]:
+        return np.array([0, 0, 1, 2, 2, 3])
+    if threshold > cos[2]:
+        return Y
+    if threshold > cos[3]:
+        return np.array([0, 0, 0, 0, 0, 1])
+    return np.zeros(6, dtype=np.int64)
 
 
 def cluster(tmp_path, report, *extra):
@@ -33,18 +50,12 @@ def test_report_directory_with_plots(tmp_path):
     assert written['metrics']['pairwise_recall'] == 0.5
     sweep = written['threshold_sweep']
     assert sweep['param'] == 'threshold' and len(sweep['values']) >= 2
-    # Thresholds in (cos 10, cos 5] deg give the run's labels (F 2/3); in
-    # (cos 15, cos 10] identities 0 and 1 are whole (F 1).
-    cos5, cos10, cos15 = np.cos(np.deg2rad([5, 10, 15]))
-    checked = 0
-    for value, metrics in zip(sweep['values'], sweep['metrics'], strict=True):
-        if cos10 < value <= cos5:
-            assert metrics['pairwise_fscore'] == evaluate(
-                Y, pred)['pairwise_fscore']
-            checked += 1
-        elif cos15 < value <= cos10:
-            assert metrics['pairwise_fscore'] == 1.0
-    assert checked >= 1
+    assert sweep['values'][-1] == 0.999  # widened to threshold + 0.1
+    for value, metrics in zip(sweep['values'], sweep['metrics'],
+                              strict=True):
+        # report.json writes undefined values (NaN) as null.
+        assert metrics == json.loads(dumps_json(
+            evaluate(Y, expected_labels(value))))
 
 
 def test_report_directory_without_labels_has_no_sweep(tmp_path):

@@ -154,12 +154,16 @@ def test_threshold_sweep_values_and_metrics(registered):
 
 def test_default_sweep_values():
     graph = build_graph(X, KNN, Y)
-    values = default_sweep_values(graph, num_values=5)
-    nearest = graph.knn_similarity[:, 1].numpy()
     # Nearest-other similarities: cos 5 deg (x4), cos 10 deg, cos 85 deg.
-    assert np.all(np.diff(values) > 0) and 1 <= values.size <= 5
-    assert nearest.min() - 1e-4 <= values[0] < np.cos(np.deg2rad(10))
-    assert values[-1] == pytest.approx(np.cos(np.deg2rad(5)), abs=1e-4)
+    low, high = np.quantile(graph.knn_similarity[:, 1].double().numpy(),
+                            [0.02, 0.98])
+    values = default_sweep_values(graph, num_values=5)
+    assert values.tolist() == np.round(np.linspace(low, high, 5), 4).tolist()
+    assert high == pytest.approx(np.cos(np.deg2rad(5)), abs=1e-6)
+    wider = default_sweep_values(graph, num_values=3, include=0.95)
+    assert wider.tolist() == np.round([low, (low + 0.999) / 2, 0.999],
+                                      4).tolist()
+    assert default_sweep_values(graph, 2, include=0.0)[0] == -0.1
     with pytest.raises(ValueError, match='k >= 2'):
         default_sweep_values(Data(knn_similarity=graph.knn_similarity[:, :1]))
 
