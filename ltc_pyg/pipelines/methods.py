@@ -46,6 +46,16 @@ METHODS: dict[str, str] = {
     'gcn-d': 'ltc_pyg.pipelines.gcn_d:GCNDMethod',
     'gcn-d+s': 'ltc_pyg.pipelines.gcn_d:GCNDSMethod',
     'gcn-s': 'ltc_pyg.pipelines.gcn_d:GCNDSMethod',
+    'kmeans': 'ltc_pyg.pipelines.baselines:KMeansMethod',
+    'minibatch-kmeans': 'ltc_pyg.pipelines.baselines:MiniBatchKMeansMethod',
+    'spectral': 'ltc_pyg.pipelines.baselines:SpectralMethod',
+    'meanshift': 'ltc_pyg.pipelines.baselines:MeanShiftMethod',
+    'knn-dbscan': 'ltc_pyg.pipelines.baselines:KNNDBSCANMethod',
+    'fast-hac': 'ltc_pyg.pipelines.baselines:FastHACMethod',
+    'aro': 'ltc_pyg.pipelines.baselines:AROMethod',
+    'chinese-whispers': 'ltc_pyg.pipelines.baselines:ChineseWhispersMethod',
+    'cdp': 'ltc_pyg.pipelines.baselines:CDPMethod',
+    'infomap': 'ltc_pyg.pipelines.baselines:InfomapMethod',
 }
 
 
