@@ -64,6 +64,8 @@ def chinese_whispers(neighbor: Tensor, similarity: Tensor, threshold: float,
                   disable=not progress_bar):
         active = rng.random(num_nodes) < update_fraction
         edges = active[target]
+        if not edges.any():  # no updated node has a neighbour
+            continue
         # Summed weight of each (target, neighbour class) pair.
         keys = target[edges] * num_nodes + labels[source[edges]]
         unique_keys, inverse = np.unique(keys, return_inverse=True)

@@ -43,9 +43,10 @@ def infomap_clusters(neighbor: Tensor, similarity: Tensor,
     ``temperature`` :math:`\tau`, the transition probabilities are
     :math:`p_{ij} = \mathrm{softmax}_j(s_{ij} / \tau)` over :math:`i`'s
     kept neighbours (FaceMap); otherwise the raw similarities are the link
-    weights. With ``prune_fraction`` :math:`> 0`, that share of nodes with
-    the lowest density (:func:`knn_density`) loses its edges and becomes
-    singletons (FaceMap's outlier removal).
+    weights, and links of similarity :math:`\leq 0` are dropped (Infomap
+    takes no negative weights). With ``prune_fraction`` :math:`> 0`, that
+    share of nodes with the lowest density (:func:`knn_density`) loses its
+    edges and becomes singletons (FaceMap's outlier removal).
 
     Args:
         neighbor (Tensor): ``[N, k]`` neighbour ids (itself first).
@@ -83,7 +84,10 @@ def infomap_clusters(neighbor: Tensor, similarity: Tensor,
         logger.info('Pruned the %d lowest-density nodes (density < %.4f)',
                     num_pruned, float(density[pruned].max()) if num_pruned
                     else float('nan'))
-    if temperature is not None:
+    if temperature is None:
+        positive = edge_weight > 0
+        edge_index, edge_weight = edge_index[:, positive], edge_weight[positive]
+    else:
         # knn_to_edges gives edges j -> i; the walker leaves i towards j.
         edge_weight = softmax(edge_weight / temperature, edge_index[1],
                               num_nodes=num_nodes)
