@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from ltc_pyg.cluster.deoverlap import deoverlap
 from ltc_pyg.graph.knn import KNNMethod
+from ltc_pyg.graph.transforms import to_sparse_adjacency
 from ltc_pyg.nn.models import GCND, GCNS
 from ltc_pyg.pipelines.methods import ClusteringMethod
 from ltc_pyg.pipelines.report import StageTimer
@@ -264,6 +265,15 @@ def _train_epochs(name: str, model: torch.nn.Module,
             save()
 
 
+def _adjacency(batch: Batch) -> Tensor:
+    r"""The batch's proposal edges as a sparse ``adj_t`` on its device, so
+    that :class:`~ltc_pyg.nn.conv.DSConv` aggregates by sparse matmul
+    instead of building ``[E, F]`` messages (``E`` reaches millions per
+    batch: every kNN pair inside up to 300-node proposals)."""
+    return to_sparse_adjacency(batch.edge_index, batch.edge_weight,
+                               batch.num_nodes).to(batch.x.device)
+
+
 class GCNDMethod(ClusteringMethod):
     r"""Proposals scored by GCN-D and de-overlapped (see the module
     docstring)."""
@@ -317,7 +327,7 @@ class GCNDMethod(ClusteringMethod):
 
         def loss_fn(batch: Batch) -> Tensor:
             batch = batch.to(self.device)
-            prediction = model(batch.x, batch.edge_index, batch.edge_weight,
+            prediction = model(batch.x, _adjacency(batch), None,
                                batch.batch)
             return F.mse_loss(prediction, batch[params.target])
 
@@ -344,8 +354,7 @@ class GCNDMethod(ClusteringMethod):
                                             len(proposals))):
             batch = batch.to(self.device)
             scores[batch.proposal.cpu().numpy()] = model(
-                batch.x, batch.edge_index, batch.edge_weight,
-                batch.batch).cpu().numpy()
+                batch.x, _adjacency(batch), None, batch.batch).cpu().numpy()
         return scores
 
     def predict(self, graph: Data,
@@ -484,7 +493,7 @@ class GCNDSMethod(ClusteringMethod):
 
         def loss_fn(batch: Batch) -> Tensor:
             batch = batch.to(self.device)
-            out = model(batch.x, batch.edge_index, batch.edge_weight,
+            out = model(batch.x, _adjacency(batch), None,
                         batch.get('seed_mask'))
             return F.nll_loss(out, batch.node_label)
 
@@ -514,7 +523,7 @@ class GCNDSMethod(ClusteringMethod):
                           disable=not _show(self.progress_bar,
                                             len(proposals))):
             batch = batch.to(self.device)
-            out = model(batch.x, batch.edge_index, batch.edge_weight,
+            out = model(batch.x, _adjacency(batch), None,
                         batch.get('seed_mask'))
             scores[start:start + out.size(0)] = out[:, 1].exp().cpu().numpy()
             start += out.size(0)
