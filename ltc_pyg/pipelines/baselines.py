@@ -346,17 +346,18 @@ class FastHACMethod(BaselineMethod):
 class AROParams:
     r"""Args:
         k (int, optional): Neighbour-list length (``k``; all by default).
-        threshold (float): Largest linking rank-order distance (``th``).
-            (default: ``0.0``)
+        max_distance (float): Largest linking rank-order distance
+            (``th``; a rank distance, not a similarity, so threshold sweeps
+            leave it alone). (default: ``0.0``)
         batch_size (int): Rows per vectorised batch. (default: ``512``)
     """
     k: int | None = None
-    threshold: float = 0.0
+    max_distance: float = 0.0
     batch_size: int = 512
 
     def __post_init__(self) -> None:
         _check_optional('k', self.k, 2)
-        _check_optional('threshold', self.threshold, 0.0)
+        _check_optional('max_distance', self.max_distance, 0.0)
         _check_optional('batch_size', self.batch_size, 1)
 
 
@@ -367,7 +368,7 @@ class AROMethod(BaselineMethod):
 
     def cluster(self, graph: Data) -> np.ndarray:
         neighbor, _ = self.knn(graph)
-        return approx_rank_order(neighbor, self.params.threshold,
+        return approx_rank_order(neighbor, self.params.max_distance,
                                  self.params.batch_size, self.progress_bar)
 
 

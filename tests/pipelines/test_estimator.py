@@ -14,7 +14,7 @@ from ltc_pyg.pipelines.estimator import (
     threshold_sweep,
 )
 from ltc_pyg.pipelines.knn_threshold import KNNThreshold
-from ltc_pyg.pipelines.methods import METHODS, ClusteringMethod
+from ltc_pyg.pipelines.methods import METHODS, ClusteringMethod, build_method
 from ltc_pyg.pipelines.run import build_graph
 
 # Unit vectors at these angles: A = {0, 5, 15} degrees, B = {90, 95},
@@ -131,6 +131,9 @@ def test_threshold_param(registered):
     assert threshold_param(KNNThreshold()) == 'threshold'
     assert threshold_param(Linker()) == 'tau'
     assert threshold_param(Constant()) is None
+    # Rank-order distances are not similarities: no similarity sweep.
+    assert threshold_param(build_method('aro')) is None
+    assert threshold_param(build_method('cdp')) == 'threshold'
 
 
 def test_threshold_sweep_values_and_metrics(registered):
