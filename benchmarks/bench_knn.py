@@ -60,12 +60,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--hnsw-m', type=int, default=32)
     parser.add_argument('--ef-construction', type=int, default=80)
     parser.add_argument('--sample-queries', type=int, default=2000)
+    parser.add_argument('--device', default='cpu',
+                        help="faiss device, 'cpu' or 'cuda'")
     args = parser.parse_args(argv)
 
     features = read_features(args.features, args.dim)
-    print(f'k={args.k}, IVF num_probes={args.num_probes}, HNSW '
-          f'M={args.hnsw_m} ef_construction={args.ef_construction} '
-          f'ef_search={args.ef_search}')
+    print(f'device {args.device}, k={args.k}, IVF num_probes='
+          f'{args.num_probes}, HNSW M={args.hnsw_m} ef_construction='
+          f'{args.ef_construction} ef_search={args.ef_search}')
     print('| N | method | seconds | queries/s | recall@k | vs flat |')
     print('|---|---|---|---|---|---|')
     for size in args.sizes:
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
                              num_probes=args.num_probes,
                              ef_search=args.ef_search, hnsw_m=args.hnsw_m,
                              ef_construction=args.ef_construction,
-                             progress_bar=False)
+                             device=args.device, progress_bar=False)
             seconds = time.perf_counter() - start
             if method == 'flat':
                 exact, exact_seconds = knn, seconds

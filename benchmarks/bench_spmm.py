@@ -21,12 +21,16 @@ from torch_geometric.utils import scatter
 from ltc_pyg.graph.transforms import to_sparse_adjacency
 
 
-def best_of(repeat: int, function) -> float:
+def best_of(repeat: int, function, device: str) -> float:
     function()  # warm-up
     times = []
     for _ in range(repeat):
+        if device == 'cuda':
+            torch.cuda.synchronize()
         start = time.perf_counter()
         function()
+        if device == 'cuda':
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -37,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--k', type=int, default=80)
     parser.add_argument('--dim', type=int, default=256)
     parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     args = parser.parse_args(argv)
     generator = torch.Generator().manual_seed(0)
     n, k = args.num_nodes, args.k
@@ -45,16 +50,20 @@ def main(argv: list[str] | None = None) -> None:
     edge_index = torch.stack([source, target])
     weight = torch.rand(n * k, generator=generator)
     x = torch.randn(n, args.dim, generator=generator)
+    edge_index, weight, x = (t.to(args.device) for t in (edge_index, weight,
+                                                          x))
+    source, target = edge_index
 
     rows = []
-    csr = to_sparse_adjacency(edge_index, weight, n, 'csr')
+    csr = to_sparse_adjacency(edge_index, weight, n, 'csr').to(args.device)
     reference = csr @ x
-    rows.append(('torch CSR (default)', best_of(args.repeat, lambda: csr @ x)))
+    rows.append(('torch CSR (default)',
+                 best_of(args.repeat, lambda: csr @ x, args.device)))
     if WITH_TORCH_SPARSE:
         adj = to_sparse_adjacency(edge_index, weight, n, 'sparse_tensor')
         assert torch.allclose(adj @ x, reference, atol=1e-3)
         rows.append(('torch-sparse SparseTensor',
-                     best_of(args.repeat, lambda: adj @ x)))
+                     best_of(args.repeat, lambda: adj @ x, args.device)))
     index, permutation = EdgeIndex(edge_index,
                                    sparse_size=(n, n)).sort_by('col')
     sorted_weight = weight[permutation]
@@ -63,15 +72,17 @@ def main(argv: list[str] | None = None) -> None:
         return index.matmul(x, sorted_weight, transpose=True)
 
     assert torch.allclose(edge_index_matmul(), reference, atol=1e-3)
-    rows.append(('PyG EdgeIndex', best_of(args.repeat, edge_index_matmul)))
+    rows.append(('PyG EdgeIndex',
+                 best_of(args.repeat, edge_index_matmul, args.device)))
 
     def scatter_messages() -> torch.Tensor:
         return scatter(x[source] * weight[:, None], target, 0, n, 'sum')
 
     rows.append(('scatter of [E, D] messages (baseline)',
-                 best_of(args.repeat, scatter_messages)))
+                 best_of(args.repeat, scatter_messages, args.device)))
     base = rows[-1][1]
-    print(f'N={n}, k={k}, D={args.dim}, E={n * k}; best of {args.repeat}; '
+    print(f'{args.device}: N={n}, k={k}, D={args.dim}, E={n * k}; best of '
+          f'{args.repeat}; '
           f'torch {torch.__version__}, {torch.get_num_threads()} threads')
     print('| aggregation | seconds | vs baseline |')
     print('|---|---|---|')

@@ -476,9 +476,12 @@ class GCNDSMethod(ClusteringMethod):
         chosen = np.flatnonzero((iop >= params.th_iop_min)
                                 & (iop <= params.th_iop_max))
         if chosen.size == 0:
-            raise ValueError(f'No training proposal has IoP in '
-                             f'[{params.th_iop_min}, {params.th_iop_max}] '
-                             f'({len(proposals)} proposals)')
+            raise ValueError(
+                f'No training proposal has IoP in [{params.th_iop_min}, '
+                f'{params.th_iop_max}] ({len(proposals)} proposals): GCN-S '
+                f'learns from impure proposals; add settings with lower '
+                f'thresholds (gcn_d.train_proposals; thresholds are '
+                f'similarities on the embedding\'s scale)')
         logger.info('Training GCN-S on %d of %d proposals', chosen.size,
                     len(proposals))
         model = self._build(graph.x.size(1))

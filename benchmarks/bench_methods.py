@@ -1,0 +1,287 @@
+r"""Every registered method on one benchmark, in one table: quality on a
+train -> test split, and wall time and peak memory per stage at scale.
+
+``quality``: learned methods train on the train split with the budgets of
+``--config`` (a YAML mapping method name -> params; see
+``benchmarks/configs/``), and their checkpoints go to ``--work``. Every
+method with a similarity threshold (``threshold``, ``tau``) gets it chosen
+on the *train* split, the value with the best pairwise F over a sweep of
+the train graph's similarities (no test label is looked at); methods that
+take a number of clusters get the number of test identities (the oracle
+count, as in the original tables). Proposal thresholds of ``gcn-d`` and
+``gcn-d+s`` come from the config, in MS1M's similarity units, and are
+mapped onto the embedding's scale by ``th -> 1 - (1 - th) * s`` with
+``s = (1 - t) / 0.3``, ``t`` the best ``knn-threshold`` threshold on the
+train split (MS1M's basic setting 0.7 plays that role there)::
+
+    python benchmarks/bench_methods.py quality \
+        --train /tmp/ltc_bench/synth synth_train \
+        --test /tmp/ltc_bench/synth synth_test --dim 256 \
+        --config benchmarks/configs/synthetic.yaml --work /tmp/ltc_bench/ckpt
+
+``scale``: ``ltc-pyg cluster`` in a fresh process per set and method, on a
+cached kNN file, reading each stage's time and peak RSS from its report.
+Learned methods use the checkpoints that ``quality`` wrote in ``--work``.
+A method whose run exceeds ``--budget`` seconds on one set is not run on
+the larger sets; the table says so, with the cost extrapolated from its
+two largest measured sets (``t ~ N^a``)::
+
+    python benchmarks/bench_methods.py scale --dim 256 \
+        --data /tmp/ltc_bench/synth10k synth_test_10k \
+        --data /tmp/ltc_bench/synth584k synth_test_584k \
+        --work /tmp/ltc_bench/ckpt --methods knn-threshold gcn-v+e cdp
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ltc_pyg.data.io import read_features, read_labels
+from ltc_pyg.pipelines.estimator import threshold_sweep
+from ltc_pyg.pipelines.methods import METHODS, get_method
+from ltc_pyg.pipelines.report import format_table
+from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
+
+#: Learned methods built on another one's checkpoint: (base, param key).
+BUILDS_ON = {'gcn-v+e': ('gcn-v', 'gcn_v'), 'gcn-d+s': ('gcn-d', 'gcn_d')}
+CLUSTER_COUNT_METHODS = ('kmeans', 'minibatch-kmeans', 'spectral')
+QUALITY_COLUMNS = ['method', 'chosen on train', 'pairwise_fscore',
+                   'bcubed_fscore', 'nmi', 'clusters', 'train s',
+                   'cluster s']
+
+
+def unique_methods(names: list[str] | None) -> list[str]:
+    r"""The methods to run (all registered by default), aliases once."""
+    seen: dict[str, str] = {}
+    for name in names or list(METHODS):
+        get_method(name)
+        if METHODS[name] not in seen.values():
+            seen[name] = METHODS[name]
+    return list(seen)
+
+
+def load_graph(root: str, name: str, dim: int, knn_dir: Path | None):
+    r"""``ROOT/features/NAME.bin``, its labels and its cached kNN."""
+    root_path = Path(root)
+    x = read_features(root_path / 'features' / f'{name}.bin', dim)
+    labels = read_labels(root_path / 'labels' / f'{name}.meta', x.shape[0])
+    return build_graph(x, labels=labels,
+                       knn_path=knn_path(root, name, knn_dir))
+
+
+def knn_path(root: str, name: str, knn_dir: Path | None = None) -> Path:
+    r"""``KNN_DIR/NAME/faiss_k_80.npz``, ``KNN_DIR`` by default
+    ``ROOT/knns`` (the original layout)."""
+    return (knn_dir or Path(root) / 'knns') / name / 'faiss_k_80.npz'
+
+
+def best_on_train(graph, method) -> tuple[str, float] | None:
+    r"""The method's threshold parameter and its value with the best
+    pairwise F on the (train) graph, or ``None`` without one."""
+    sweep = threshold_sweep(graph, method)
+    if sweep is None:
+        return None
+    scores = [m['pairwise_fscore'] for m in sweep['metrics']]
+    scores = [-1.0 if s is None or math.isnan(s) else s for s in scores]
+    return sweep['param'], sweep['values'][int(np.argmax(scores))]
+
+
+def scale_proposals(params: dict[str, Any], scale: float) -> None:
+    r"""Maps every proposal ``th`` of ``params`` (``proposals``,
+    ``train_proposals``, with their iterative settings) by ``scale``, in
+    place."""
+    def mapped(setting: dict[str, Any]) -> dict[str, Any]:
+        out = dict(setting)
+        if 'th' in out:
+            out['th'] = round(1 - (1 - out['th']) * scale, 4)
+        if 'iterations' in out:
+            out['iterations'] = [mapped(i) for i in out['iterations']]
+        return out
+    for key in ('proposals', 'train_proposals'):
+        if params.get(key):
+            params[key] = [mapped(setting) for setting in params[key]]
+
+
+def quality(args: argparse.Namespace) -> list[dict[str, Any]]:
+    config = yaml.safe_load(Path(args.config).read_text()) or {}
+    train_graph = load_graph(*args.train, args.dim, args.knn_dir)
+    test_graph = load_graph(*args.test, args.dim, args.knn_dir)
+    num_identities = int(np.unique(test_graph.y.numpy()).size)
+    args.work.mkdir(parents=True, exist_ok=True)
+    baseline = make_method('knn-threshold', {'threshold': 0.5})
+    _, train_threshold = best_on_train(train_graph, baseline)
+    scale = (1 - train_threshold) / 0.3
+    print(f'train split: best knn-threshold {train_threshold:.4f} -> '
+          f'proposal scale {scale:.3f}; {num_identities} test identities',
+          flush=True)
+
+    rows = []
+    for name in unique_methods(args.methods):
+        params = dict(config.get(name) or {})
+        chosen = ''
+        if name in CLUSTER_COUNT_METHODS:
+            params['n_clusters'] = num_identities
+            chosen = f'n_clusters={num_identities} (oracle)'
+        scale_proposals(params, scale)
+        train_seconds = None
+        if get_method(name).trainable:
+            if name in BUILDS_ON:
+                base, key = BUILDS_ON[name]
+                params[f'{key}_checkpoint'] = str(args.work / f'{base}.pt')
+                params[key] = {**(config.get(base) or {}),
+                               **params.get(key, {})}
+                scale_proposals(params[key], scale)
+            start = time.perf_counter()
+            method = train(train_graph, name, params,
+                           out=args.work / f'{name}.pt', seed=args.seed)
+            train_seconds = time.perf_counter() - start
+        else:
+            method = make_method(name, params)
+        best = best_on_train(train_graph, method)
+        if best is not None:
+            key, value = best
+            method.params = dataclasses.replace(method.params,
+                                                **{key: value})
+            chosen = f'{key}={value:.4f}'
+        start = time.perf_counter()
+        result = cluster(test_graph, method)
+        row = {'method': name, 'chosen on train': chosen,
+               **result.report['metrics'],
+               'clusters': result.report['num_clusters'],
+               'train s': train_seconds,
+               'cluster s': time.perf_counter() - start}
+        print(json.dumps(row, default=str), file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows
+
+
+def run_cli(method: str, root: str, name: str, dim: int,
+            checkpoint: Path | None, params: dict[str, Any],
+            device: str = 'cpu') -> dict[str, Any]:
+    r"""One ``ltc-pyg cluster`` run in a fresh process; its report."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / 'report.json'
+        command = [sys.executable, '-m', 'ltc_pyg.pipelines.cli', 'cluster',
+                   '--method', method, '--dim', str(dim),
+                   '--features', f'{root}/features/{name}.bin',
+                   '--labels', f'{root}/labels/{name}.meta',
+                   '--knn', str(knn_path(root, name)),
+                   '--out', f'{tmp}/pred.meta', '--report', str(report),
+                   '--device', device, '--no-progress']
+        if checkpoint is not None:
+            command += ['--checkpoint', str(checkpoint)]
+        for key, value in params.items():
+            command += ['--param', f'{key}={json.dumps(value)}']
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            raise RuntimeError(f'{" ".join(command)} failed:\n'
+                               f'{completed.stderr[-2000:]}')
+        return json.loads(report.read_text())
+
+
+def scale(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    measured: dict[str, list[tuple[int, float]]] = {}
+    for root, name in args.data:
+        num_nodes = read_features(f'{root}/features/{name}.bin',
+                                  args.dim).shape[0]
+        for method in unique_methods(args.methods):
+            history = measured.setdefault(method, [])
+            if history and history[-1][1] > args.budget:
+                rows.append(skipped_row(method, num_nodes, history,
+                                        args.budget))
+                continue
+            checkpoint = None
+            if get_method(method).trainable:
+                checkpoint = args.work / f'{method}.pt'
+            params = dict(args.params.get(method, {}))
+            report = run_cli(method, root, name, args.dim, checkpoint, params,
+                             args.device)
+            stages = {s['name']: s for s in report['stages']}
+            clustering = sum(s['seconds'] for n, s in stages.items()
+                             if n not in ('read features', 'read labels',
+                                          'read kNN', 'normalise features',
+                                          'evaluate'))
+            history.append((num_nodes, clustering))
+            metrics = report['metrics'] or {}
+            row = {'N': num_nodes, 'method': method,
+                   'seconds': clustering,
+                   'peak RSS (GB)': report['peak_rss_gb'],
+                   'pairwise_fscore': metrics.get('pairwise_fscore'),
+                   'stages': ', '.join(
+                       f"{n} {s['seconds']:.1f}s/{s['peak_rss_gb']:.1f}GB"
+                       for n, s in stages.items())}
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            rows.append(row)
+    return rows
+
+
+def skipped_row(method: str, num_nodes: int,
+                history: list[tuple[int, float]], budget: float
+                ) -> dict[str, Any]:
+    r"""A row for a method not run at ``num_nodes``: measured over budget
+    on a smaller set; the cost extrapolated by a power law."""
+    (n0, t0), (n1, t1) = (history[-2] if len(history) > 1 else
+                          (history[-1][0] / 10, history[-1][1] / 10)), \
+        history[-1]
+    exponent = math.log(t1 / t0) / math.log(n1 / n0) if t0 > 0 else 1.0
+    estimate = t1 * (num_nodes / n1)**max(exponent, 1.0)
+    return {'N': num_nodes, 'method': method, 'seconds': None,
+            'peak RSS (GB)': None, 'pairwise_fscore': None,
+            'stages': f'not run: {t1:.0f} s at N={n1} exceeds the '
+                      f'{budget:.0f} s budget; estimated {estimate:,.0f} s '
+                      f'(t ~ N^{max(exponent, 1.0):.1f})'}
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    commands = parser.add_subparsers(dest='command', required=True)
+    q = commands.add_parser('quality')
+    q.add_argument('--train', nargs=2, metavar=('ROOT', 'NAME'),
+                   required=True)
+    q.add_argument('--test', nargs=2, metavar=('ROOT', 'NAME'), required=True)
+    q.add_argument('--config', type=Path, required=True,
+                   help='YAML: method name -> params (training budgets)')
+    q.add_argument('--knn-dir', type=Path, help='folder of the kNN files '
+                   '(NAME/faiss_k_80.npz; default ROOT/knns)')
+    s = commands.add_parser('scale')
+    s.add_argument('--data', nargs=2, metavar=('ROOT', 'NAME'),
+                   action='append', required=True,
+                   help='a set with a cached kNN (repeatable, small first)')
+    s.add_argument('--budget', type=float, default=600.0,
+                   help='seconds above which a method skips larger sets')
+    s.add_argument('--config', type=Path,
+                   help='YAML: method name -> params for the runs')
+    s.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+    for sub in (q, s):
+        sub.add_argument('--dim', type=int, required=True)
+        sub.add_argument('--methods', nargs='+', metavar='NAME')
+        sub.add_argument('--work', type=Path, required=True,
+                         help='checkpoints of the learned methods')
+        sub.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.command == 'quality':
+        rows = quality(args)
+        print(format_table(rows, QUALITY_COLUMNS))
+    else:
+        args.params = (yaml.safe_load(args.config.read_text())
+                       if args.config else {}) or {}
+        rows = scale(args)
+        print(format_table(rows, ['N', 'method', 'seconds', 'peak RSS (GB)',
+                                  'pairwise_fscore', 'stages']))
+    return rows
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,248 @@
+r"""Runs the benchmark suite and rewrites the tables of
+``benchmarks/README.md``.
+
+Each section of the README between ``<!-- suite:NAME -->`` and
+``<!-- /suite:NAME -->`` is replaced by the commands of that section and
+what they printed (the scripts print markdown tables next to a baseline
+measured in the same run), with the date and the machine. Data come first:
+the synthetic sets of ``../shared/data/make_synthetic.py`` (default splits,
+and 10K / 100K / 584K test sets) and their kNN files are generated under
+``--data`` when absent; sections whose data is missing (the real face sets
+outside this repository) are skipped with a message. GPU sections run only
+where CUDA is available.
+
+Usage::
+
+    python benchmarks/run_all.py                      # everything
+    python benchmarks/run_all.py --only metrics knn   # some sections
+    python benchmarks/run_all.py --list               # what there is
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ltc_pyg.data.io import atomic_write
+
+BENCHMARKS = Path(__file__).resolve().parent
+README = BENCHMARKS / 'README.md'
+SHARED_DATA = Path(os.environ.get(
+    'LTC_SHARED_DATA', BENCHMARKS.parents[1] / 'shared' / 'data'))
+GENERATOR = SHARED_DATA / 'make_synthetic.py'
+
+#: Test sets for the scale section: (folder, name, identities). The mean
+#: identity size 68.55 puts 8,573 identities at MS1M part1_test's 584K.
+SCALE_SETS = [('synth10k', 'synth_test_10k', 147),
+              ('synth100k', 'synth_test_100k', 1470),
+              ('synth584k', 'synth_test_584k', 8573)]
+
+
+@dataclass
+class Section:
+    r"""A README section: its commands, and the data they need."""
+    name: str
+    commands: Callable[[Path], list[str]]
+    needs: Callable[[Path], list[Path]] = lambda data: []
+    gpu: bool = False
+
+
+def py(script: str, *args: str) -> str:
+    return shlex.join(['python', f'benchmarks/{script}', *args])
+
+
+def synth(data: Path, name: str) -> list[str]:
+    return [str(data / 'synth'), name]
+
+
+def scale_data(data: Path) -> list[str]:
+    return [arg for folder, name, _ in SCALE_SETS
+            for arg in ('--data', str(data / folder), name)]
+
+
+SECTIONS = [
+    Section('metrics', lambda data: [py('bench_metrics.py')]),
+    Section('knn', lambda data: [
+        py('bench_knn.py', '--features', str(data / 'synth584k' / 'features'
+                                             / 'synth_test_584k.bin'),
+           '--sizes', '50000', '100000', '--methods', 'flat', 'ivf', 'hnsw'),
+        py('bench_knn.py', '--features', str(data / 'synth584k' / 'features'
+                                             / 'synth_test_584k.bin'),
+           '--sizes', '0', '--methods', 'ivf', 'hnsw')]),
+    # The [E, D] scatter baseline needs 48 GB at 584K: 100K on the CPU.
+    Section('spmm', lambda data: [
+        py('bench_spmm.py', '--num-nodes', '100000', '--k', '80', '--dim',
+           '256')]),
+    Section('quality-synthetic', lambda data: [
+        py('bench_methods.py', 'quality', '--train',
+           *synth(data, 'synth_train'), '--test', *synth(data, 'synth_test'),
+           '--dim', '256', '--config', 'benchmarks/configs/synthetic.yaml',
+           '--work', str(data / 'checkpoints' / 'synthetic'))]),
+    Section('quality-real', lambda data: [
+        py('bench_methods.py', 'quality', '--train',
+           str(SHARED_DATA / 'cfp_dlib128'), 'cfp_all', '--test',
+           str(SHARED_DATA / 'lfw_dlib128'), 'lfw_all', '--dim', '128',
+           '--knn-dir', str(data / 'knns'), '--config',
+           'benchmarks/configs/real.yaml', '--work',
+           str(data / 'checkpoints' / 'real'))],
+        needs=lambda data: [SHARED_DATA / 'cfp_dlib128',
+                            SHARED_DATA / 'lfw_dlib128']),
+    Section('gcn-d-proposals', lambda data: [
+        py('bench_gcn_d_s.py', 'quality', '--train',
+           *synth(data, 'synth_train'), '--test', *synth(data, 'synth_test'),
+           '--dim', '256', '--preset', preset) for preset in ('2', '8')]),
+    Section('scale', lambda data: [
+        py('bench_methods.py', 'scale', '--dim', '256', *scale_data(data),
+           '--work', str(data / 'checkpoints' / 'synthetic'))],
+        needs=lambda data: [data / 'checkpoints' / 'synthetic']),
+    Section('gpu', lambda data: [
+        py('bench_knn.py', '--features', str(data / 'synth584k' / 'features'
+                                             / 'synth_test_584k.bin'),
+           '--sizes', '100000', '0', '--methods', 'flat', 'ivf', '--device',
+           'cuda'),
+        py('bench_spmm.py', '--num-nodes', '584013', '--device', 'cuda'),
+        py('bench_methods.py', 'scale', '--dim', '256', '--device', 'cuda',
+           '--data', str(data / 'synth584k'), 'synth_test_584k', '--work',
+           str(data / 'checkpoints' / 'synthetic'))], gpu=True),
+]
+
+
+def run(command: list[str]) -> None:
+    print('+', shlex.join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
+def prepare(data: Path) -> None:
+    r"""Generates the synthetic sets and their kNN files where absent."""
+    if not GENERATOR.is_file():
+        raise SystemExit(f'{GENERATOR} is absent: the synthetic benchmark '
+                         f'comes from ../shared/data (set LTC_SHARED_DATA)')
+    sets = [('synth', 'synth_train', None), ('synth', 'synth_test', None)]
+    if not (data / 'synth' / 'features' / 'synth_test.bin').is_file():
+        run([sys.executable, str(GENERATOR), '--out', str(data / 'synth'),
+             '--no-eval'])
+    for folder, name, identities in SCALE_SETS:
+        if not (data / folder / 'features' / f'{name}.bin').is_file():
+            run([sys.executable, str(GENERATOR), '--out', str(data / folder),
+                 '--splits', 'test', '--test-ids', str(identities),
+                 '--mean-size', '68.55', '--test-name', name, '--no-eval'])
+        sets.append((folder, name, identities))
+    real = [(SHARED_DATA / 'cfp_dlib128', 'cfp_all', 128),
+            (SHARED_DATA / 'lfw_dlib128', 'lfw_all', 128)]
+    for folder, name, _ in sets:
+        root = data / folder
+        knn_file(root / 'features' / f'{name}.bin', 256,
+                 root / 'knns' / name / 'faiss_k_80.npz')
+    for root, name, dim in real:  # ../shared is read-only: kNN in data
+        if root.is_dir():
+            knn_file(root / 'features' / f'{name}.bin', dim,
+                     data / 'knns' / name / 'faiss_k_80.npz')
+
+
+def knn_file(features: Path, dim: int, out: Path) -> None:
+    r"""``ltc-pyg knn`` (exact up to 100K rows, HNSW above) unless ``out``
+    exists."""
+    if out.is_file():
+        return
+    method = 'flat' if features.stat().st_size <= 100_000 * dim * 4 * 1.1 \
+        else 'hnsw'
+    run(['ltc-pyg', 'knn', '--features', str(features), '--dim', str(dim),
+         '--k', '80', '--method', method, '--out', str(out)])
+
+
+def machine() -> str:
+    gpu = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+           else 'no GPU')
+    return (f'{os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}, '
+            f'Python {platform.python_version()}')
+
+
+def markdown(output: str) -> str:
+    r"""Printed text with blank lines around each table."""
+    lines: list[str] = []
+    for line in output.strip().splitlines():
+        is_table = line.startswith('|')
+        if lines and lines[-1] and (is_table != lines[-1].startswith('|')):
+            lines.append('')
+        lines.append(line)
+    return '\n'.join(lines)
+
+
+def run_section(section: Section, data: Path) -> str:
+    parts = []
+    for command in section.commands(data):
+        print(f'[{section.name}] {command}', flush=True)
+        start = time.perf_counter()
+        completed = subprocess.run(
+            [sys.executable, *shlex.split(command)[1:]], cwd=BENCHMARKS.parent,
+            capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if completed.returncode != 0:
+            raise RuntimeError(f'[{section.name}] {command} failed:\n'
+                               f'{completed.stderr[-3000:]}')
+        print(completed.stdout, flush=True)
+        parts.append(f'```bash\n{command}\n```\n\n'
+                     f'{markdown(completed.stdout)}\n\n'
+                     f'({seconds:.0f} s in all)')
+    stamp = datetime.date.today().isoformat()
+    return (f'Measured {stamp} on {machine()}.\n\n' + '\n\n'.join(parts))
+
+
+def rewrite(readme: Path, name: str, body: str) -> None:
+    text = readme.read_text()
+    pattern = re.compile(rf'(<!-- suite:{re.escape(name)} -->\n).*?'
+                         rf'(\n<!-- /suite:{re.escape(name)} -->)', re.S)
+    if not pattern.search(text):
+        raise SystemExit(f'{readme} has no <!-- suite:{name} --> section')
+    with atomic_write(readme, 'w') as file:
+        file.write(pattern.sub(lambda m: m.group(1) + body + m.group(2),
+                               text))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--data', type=Path, default=Path('/tmp/ltc_bench'),
+                        help='where data, kNN files and checkpoints go')
+    parser.add_argument('--only', nargs='+', metavar='SECTION',
+                        help='run these sections only')
+    parser.add_argument('--list', action='store_true',
+                        help='print the sections and their commands')
+    args = parser.parse_args(argv)
+    names = [section.name for section in SECTIONS]
+    unknown = set(args.only or []) - set(names)
+    if unknown:
+        parser.error(f'unknown sections {sorted(unknown)} (have {names})')
+    if args.list:
+        for section in SECTIONS:
+            print(f'{section.name}:')
+            for command in section.commands(args.data):
+                print(f'  {command}')
+        return
+    prepare(args.data)
+    for section in SECTIONS:
+        if args.only and section.name not in args.only:
+            continue
+        if section.gpu and not torch.cuda.is_available():
+            print(f'[{section.name}] skipped: no CUDA device')
+            continue
+        missing = [path for path in section.needs(args.data)
+                   if not path.exists()]
+        if missing:
+            print(f'[{section.name}] skipped: missing {missing}')
+            continue
+        rewrite(README, section.name, run_section(section, args.data))
+
+
+if __name__ == '__main__':
+    main()
