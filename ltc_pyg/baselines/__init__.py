@@ -3,9 +3,9 @@ from ltc_pyg.baselines.cdp import cdp_link
 from ltc_pyg.baselines.chinese_whispers import chinese_whispers
 from ltc_pyg.baselines.dbscan import knn_dbscan
 from ltc_pyg.baselines.hac import (
-                                   dense_hac_memory_gb,
-                                   fast_hac,
-                                   similarity_to_distance,
+    dense_hac_memory_gb,
+    fast_hac,
+    similarity_to_distance,
 )
 from ltc_pyg.baselines.infomap import infomap_clusters, knn_density
 from ltc_pyg.baselines.knn_graph import knn_matrix

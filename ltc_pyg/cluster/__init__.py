@@ -1,19 +1,19 @@
 r"""Sparse routines that turn links and scores into cluster labels."""
 from ltc_pyg.cluster.deoverlap import deoverlap, nms
 from ltc_pyg.cluster.dynamic_threshold import (
-                                   dynamic_threshold_components,
-                                   pool_pair_scores,
+    dynamic_threshold_components,
+    pool_pair_scores,
 )
 from ltc_pyg.cluster.merge import (
-                                   connected_components,
-                                   relabel_by_first_appearance,
-                                   threshold_links,
+    connected_components,
+    relabel_by_first_appearance,
+    threshold_links,
 )
 from ltc_pyg.cluster.peaks import (
-                                   Peaks,
-                                   confidence_to_peaks,
-                                   peaks_to_edges,
-                                   peaks_to_labels,
+    Peaks,
+    confidence_to_peaks,
+    peaks_to_edges,
+    peaks_to_labels,
 )
 from ltc_pyg.cluster.threshold import otsu_threshold
 

@@ -1,26 +1,28 @@
 r"""The kNN affinity graph: faiss search, PyG transforms, the dataset."""
 from ltc_pyg.graph.dataset import FaceClusteringDataset, affinity_data
 from ltc_pyg.graph.knn import (
-                               KNN_METHODS,
-                               cached_knn_search,
-                               fingerprint,
-                               knn_recall,
-                               knn_search,
-                               l2_normalize,
+    KNN_METHODS,
+    cached_knn_search,
+    fingerprint,
+    knn_recall,
+    knn_search,
+    l2_normalize,
+    torch_exact_search,
 )
 from ltc_pyg.graph.transforms import (
-                               KNNAffinityGraph,
-                               RowNormalize,
-                               ToSparseAdjacency,
-                               knn_to_edges,
-                               knn_to_tensors,
-                               row_normalize,
-                               symmetrize_max,
-                               to_sparse_adjacency,
+    KNNAffinityGraph,
+    RowNormalize,
+    ToSparseAdjacency,
+    knn_to_edges,
+    knn_to_tensors,
+    row_normalize,
+    symmetrize_max,
+    to_sparse_adjacency,
 )
 
 __all__ = [
-    'knn_search', 'cached_knn_search', 'knn_recall', 'fingerprint',
+    'knn_search', 'torch_exact_search', 'cached_knn_search', 'knn_recall',
+    'fingerprint',
     'l2_normalize', 'KNN_METHODS', 'KNNAffinityGraph', 'RowNormalize',
     'ToSparseAdjacency', 'knn_to_edges', 'knn_to_tensors', 'symmetrize_max',
     'row_normalize', 'to_sparse_adjacency', 'FaceClusteringDataset',

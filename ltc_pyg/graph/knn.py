@@ -1,4 +1,7 @@
 r"""Cosine kNN search with faiss: exact (flat), IVF and HNSW, CPU or GPU.
+Exact search on a CUDA device without faiss-gpu runs in torch (chunked
+matrix products and top-k), so a GPU helps even where faiss-gpu wheels do
+not install.
 
 Features are L2-normalised, so cosine similarity is the inner product. Each
 result row starts with the node itself (similarity ~1), then its ``k - 1``
@@ -100,8 +103,9 @@ def knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
         k (int): Row length, the node itself included (``k <= N``).
         method (str, optional): ``'flat'`` (exact), ``'ivf'`` (inverted lists,
             ``num_lists`` x ``num_probes``) or ``'hnsw'``. (default: ``'flat'``)
-        device (str, optional): ``'cpu'`` or ``'cuda[:i]'`` (needs
-            faiss-gpu). (default: ``'cpu'``)
+        device (str, optional): ``'cpu'`` or ``'cuda[:i]'`` (faiss-gpu;
+            without it, ``'flat'`` runs in torch, see
+            :func:`torch_exact_search`). (default: ``'cpu'``)
         num_lists (int, optional): IVF lists; :math:`4\sqrt{N}` if omitted.
         num_probes (int, optional): IVF lists visited per query.
             (default: ``64``)
@@ -125,10 +129,20 @@ def knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
     num_nodes = x.shape[0]
     check_k(k, num_nodes)
     x = l2_normalize(x) if normalize else np.ascontiguousarray(x, np.float32)
-    index = _build_index(x, method, device, num_lists, num_probes, hnsw_m,
-                         max(ef_search, k), ef_construction, seed)
     if progress_bar is None:
         progress_bar = num_nodes > 50_000
+    if method == 'flat' and device.startswith('cuda') and not _faiss_gpu():
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device='{device}' needs faiss-gpu or a CUDA "
+                             f'build of torch with a GPU; this machine has '
+                             f'neither')
+        logger.info('faiss has no GPU support here: exact search in torch '
+                    'on %s', device)
+        return torch_exact_search(x, k, device, progress_bar=progress_bar)
+    index = _build_index(x, method, device, num_lists, num_probes, hnsw_m,
+                         max(ef_search, k), ef_construction, seed)
     logger.info('Adding %d x %d features to a %s index', num_nodes, x.shape[1],
                 method)
     index.add(x)
@@ -141,6 +155,48 @@ def knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
         chunk_similarity, chunk_neighbor = index.search(x[start:stop], k)
         neighbor[start:stop], similarity[start:stop] = _put_self_first(
             chunk_neighbor, chunk_similarity, x[start:stop],
+            np.arange(start, stop))
+    return KNN(neighbor, similarity)
+
+
+def _faiss_gpu() -> bool:
+    import faiss
+
+    return hasattr(faiss, 'StandardGpuResources')
+
+
+def torch_exact_search(x: np.ndarray, k: int, device: str = 'cpu',
+                       max_block_elements: int = 2**28,
+                       progress_bar: bool = False) -> KNN:
+    r"""Exact cosine kNN of L2-normalised ``x`` with torch on ``device``:
+    blocks of query rows times all rows (:math:`\mathbf{X}_b
+    \mathbf{X}^\top`), then top-``k``, itself moved first.
+
+    Args:
+        x (np.ndarray): ``[N, D]`` unit rows.
+        k (int): Row length, the node itself included.
+        device (str, optional): Torch device. (default: ``'cpu'``)
+        max_block_elements (int, optional): Largest similarity block, in
+            elements (``2**28``: 1 GiB of float32); the query block is
+            ``max_block_elements // N`` rows.
+        progress_bar (bool, optional): Show a progress bar.
+
+    Returns:
+        KNN: as :func:`knn_search`.
+    """
+    import torch
+
+    num_nodes = x.shape[0]
+    base = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device)
+    rows = max(1, min(num_nodes, max_block_elements // num_nodes))
+    neighbor = np.empty((num_nodes, k), dtype=np.int64)
+    similarity = np.empty((num_nodes, k), dtype=np.float32)
+    for start in tqdm(range(0, num_nodes, rows), desc='kNN search',
+                      unit='block', disable=not progress_bar):
+        stop = min(start + rows, num_nodes)
+        values, indices = (base[start:stop] @ base.T).topk(k, dim=1)
+        neighbor[start:stop], similarity[start:stop] = _put_self_first(
+            indices.cpu().numpy(), values.cpu().numpy(), x[start:stop],
             np.arange(start, stop))
     return KNN(neighbor, similarity)
 

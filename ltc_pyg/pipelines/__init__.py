@@ -2,18 +2,18 @@ r"""Training and clustering pipelines, the method registry, reports and the
 CLI."""
 from ltc_pyg.pipelines.checkpoint import load_method, save_checkpoint
 from ltc_pyg.pipelines.methods import (
-                                       METHODS,
-                                       ClusteringMethod,
-                                       build_method,
-                                       get_method,
+    METHODS,
+    ClusteringMethod,
+    build_method,
+    get_method,
 )
 from ltc_pyg.pipelines.report import StageTimer
 from ltc_pyg.pipelines.run import (
-                                       ClusterResult,
-                                       build_graph,
-                                       cluster,
-                                       make_method,
-                                       train,
+    ClusterResult,
+    build_graph,
+    cluster,
+    make_method,
+    train,
 )
 
 __all__ = [

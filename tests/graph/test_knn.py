@@ -2,6 +2,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from ltc_pyg.graph.knn import (
     cached_knn_search,
@@ -10,6 +11,7 @@ from ltc_pyg.graph.knn import (
     knn_recall,
     knn_search,
     l2_normalize,
+    torch_exact_search,
 )
 
 X = np.array([[1, 0], [.9, .1], [0, 1], [.1, .9], [-1, 0]], np.float32)
@@ -29,6 +31,25 @@ def test_exact_search_by_hand():
     assert np.allclose(knn.similarity[0], [1, cos01], atol=1e-6)
     assert knn.neighbor.dtype == np.int64
     assert knn.similarity.dtype == np.float32
+
+
+def test_torch_exact_search_by_hand():
+    knn = torch_exact_search(l2_normalize(X), k=2)
+    assert knn.neighbor.tolist() == [[0, 1], [1, 0], [2, 3], [3, 2], [4, 2]]
+    assert np.allclose(knn.similarity[:, 0], 1, atol=1e-6)
+
+
+def test_torch_exact_search_in_blocks_matches_faiss(device):
+    rng = np.random.default_rng(1)
+    x = l2_normalize(rng.standard_normal((300, 16)).astype(np.float32))
+    expected = knn_search(x, k=10, normalize=False)
+    # Blocks of 300 * 7 // 300 = 7 query rows: 43 blocks, the last of 6.
+    knn = torch_exact_search(x, 10, device, max_block_elements=300 * 7)
+    assert (knn.neighbor == expected.neighbor).all()
+    assert np.allclose(knn.similarity, expected.similarity, atol=1e-5)
+    # knn_search on a CUDA device without faiss-gpu takes the same path.
+    searched = knn_search(x, k=10, device=device, normalize=False)
+    assert (searched.neighbor == expected.neighbor).all()
 
 
 def test_exact_search_matches_brute_force():
@@ -74,8 +95,13 @@ def test_rejects_k_above_n_and_unknown_method():
         knn_search(X, k=6)
     with pytest.raises(ValueError, match="Unknown kNN method 'lsh'"):
         knn_search(X, k=2, method='lsh')
-    with pytest.raises(ValueError, match='faiss-gpu'):
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='tests a CPU machine')
+def test_cuda_search_without_a_gpu_says_what_is_missing():
+    with pytest.raises(ValueError, match='needs faiss-gpu or a CUDA build'):
         knn_search(X, k=2, device='cuda')
+    with pytest.raises(ValueError, match='faiss-gpu'):
+        knn_search(X, k=2, method='ivf', device='cuda')
 
 
 def test_default_num_lists():
