@@ -106,15 +106,21 @@ SECTIONS = [
         py('bench_methods.py', 'scale', '--dim', '256', *scale_data(data),
            '--work', str(data / 'checkpoints' / 'synthetic'))],
         needs=lambda data: [data / 'checkpoints' / 'synthetic']),
+    # Exact kNN in torch where faiss-gpu is not installed; learned methods
+    # at 100K and 584K (L-GCN stops at 100K when over 2 minutes there).
     Section('gpu', lambda data: [
         py('bench_knn.py', '--features', str(data / 'synth584k' / 'features'
                                              / 'synth_test_584k.bin'),
-           '--sizes', '100000', '0', '--methods', 'flat', 'ivf', '--device',
+           '--sizes', '100000', '0', '--methods', 'flat', '--device',
            'cuda'),
         py('bench_spmm.py', '--num-nodes', '584013', '--device', 'cuda'),
         py('bench_methods.py', 'scale', '--dim', '256', '--device', 'cuda',
-           '--data', str(data / 'synth584k'), 'synth_test_584k', '--work',
-           str(data / 'checkpoints' / 'synthetic'))], gpu=True),
+           '--data', str(data / 'synth100k'), 'synth_test_100k',
+           '--data', str(data / 'synth584k'), 'synth_test_584k',
+           '--methods', 'gcn-v', 'gcn-v+e', 'gcn-d', 'gcn-d+s', 'lgcn',
+           '--budget', '120', '--work',
+           str(data / 'checkpoints' / 'synthetic'))],
+        needs=lambda data: [data / 'checkpoints' / 'synthetic'], gpu=True),
 ]
 
 
@@ -123,7 +129,7 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def prepare(data: Path) -> None:
+def prepare(data: Path, device: str) -> None:
     r"""Generates the synthetic sets and their kNN files where absent."""
     if not GENERATOR.is_file():
         raise SystemExit(f'{GENERATOR} is absent: the synthetic benchmark '
@@ -143,22 +149,23 @@ def prepare(data: Path) -> None:
     for folder, name, _ in sets:
         root = data / folder
         knn_file(root / 'features' / f'{name}.bin', 256,
-                 root / 'knns' / name / 'faiss_k_80.npz')
+                 root / 'knns' / name / 'faiss_k_80.npz', device)
     for root, name, dim in real:  # ../shared is read-only: kNN in data
         if root.is_dir():
             knn_file(root / 'features' / f'{name}.bin', dim,
-                     data / 'knns' / name / 'faiss_k_80.npz')
+                     data / 'knns' / name / 'faiss_k_80.npz', device)
 
 
-def knn_file(features: Path, dim: int, out: Path) -> None:
-    r"""``ltc-pyg knn`` (exact up to 100K rows, HNSW above) unless ``out``
-    exists."""
+def knn_file(features: Path, dim: int, out: Path, device: str) -> None:
+    r"""``ltc-pyg knn`` unless ``out`` exists: exact on a GPU, and on the
+    CPU up to 100K rows; HNSW above."""
     if out.is_file():
         return
-    method = 'flat' if features.stat().st_size <= 100_000 * dim * 4 * 1.1 \
-        else 'hnsw'
-    run(['ltc-pyg', 'knn', '--features', str(features), '--dim', str(dim),
-         '--k', '80', '--method', method, '--out', str(out)])
+    exact = (device != 'cpu'
+             or features.stat().st_size <= 100_000 * dim * 4 * 1.1)
+    run([sys.executable, '-m', 'ltc_pyg.pipelines.cli', 'knn', '--features',
+         str(features), '--dim', str(dim), '--k', '80', '--method',
+         'flat' if exact else 'hnsw', '--device', device, '--out', str(out)])
 
 
 def machine() -> str:
@@ -218,6 +225,9 @@ def main(argv: list[str] | None = None) -> None:
                         help='run these sections only')
     parser.add_argument('--list', action='store_true',
                         help='print the sections and their commands')
+    parser.add_argument('--device', default='cpu',
+                        help="device of the kNN searches of the data "
+                        "preparation (default: cpu)")
     args = parser.parse_args(argv)
     names = [section.name for section in SECTIONS]
     unknown = set(args.only or []) - set(names)
@@ -229,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
             for command in section.commands(args.data):
                 print(f'  {command}')
         return
-    prepare(args.data)
+    prepare(args.data, args.device)
     for section in SECTIONS:
         if args.only and section.name not in args.only:
             continue
