@@ -1,5 +1,5 @@
-r"""GCN-D / GCN-D+S quality against the kNN-threshold baseline, and GCN-D
-inference at scale.
+r"""GCN-D / GCN-D+S quality for a proposal preset, with the upper bound,
+against the kNN-threshold baseline.
 
 ``quality``: trains GCN-D and GCN-S on a labelled training set, clusters a
 test set with GCN-D, GCN-D+S and the upper bound (proposals scored by their
@@ -14,17 +14,14 @@ onto the embedding's scale by ``th -> 1 - (1 - th) * s``, ``s = (1 - t) /
 graph (MS1M's basic 0.7 plays that role there). Nothing is tuned on the
 test labels.
 
-``scale``: proposal generation and GCN-D inference with a trained
-checkpoint on a large set with a cached kNN file: time and peak RSS per
-stage, number of proposals.
+Speed and memory at scale are measured for every method by
+``bench_methods.py scale``.
 
-Examples::
+Example::
 
     python benchmarks/bench_gcn_d_s.py quality \
         --train /tmp/ltc_data/synth synth_train --test /tmp/ltc_data/synth \
         synth_test --dim 256 --preset 2 --save /tmp/gcn_d_synth_2.pt
-    python benchmarks/bench_gcn_d_s.py scale --data /tmp/ltc_data/synth584k \
-        synth_test_584k --dim 256 --checkpoint /tmp/gcn_d_synth_2.pt
 """
 from __future__ import annotations
 
@@ -48,7 +45,7 @@ from ltc_pyg.pipelines.gcn_d import (
 )
 from ltc_pyg.pipelines.methods import build_method
 from ltc_pyg.pipelines.report import StageTimer, format_table
-from ltc_pyg.pipelines.run import build_graph, cluster, make_method
+from ltc_pyg.pipelines.run import build_graph, cluster
 from ltc_pyg.proposals.super_vertex import IterativeSetting, ProposalSetting
 
 THRESHOLDS = np.round(np.arange(0.30, 0.99, 0.025), 3)
@@ -160,30 +157,6 @@ def quality(args: argparse.Namespace) -> None:
                               'proposals', 'seconds']))
 
 
-def scale(args: argparse.Namespace) -> None:
-    timer = StageTimer()
-    graph = load(*args.data, args.dim, args.knn, timer)
-    if 'y' in graph and args.baseline_threshold is not None:
-        start = time.perf_counter()
-        baseline = cluster(graph, build_method(
-            'knn-threshold', {'threshold': args.baseline_threshold}))
-        print(f'knn-threshold {args.baseline_threshold}: Fp '
-              f"{baseline.report['metrics']['pairwise_fscore']:.4f} in "
-              f'{time.perf_counter() - start:.1f} s')
-    method = make_method('gcn-d', checkpoint=args.checkpoint,
-                         progress_bar=False)
-    result = cluster(graph, method, timer)
-    report = result.report
-    print(f"{report['num_nodes']} nodes, {report['params']['num_proposals']} "
-          f"proposals, {report['num_clusters']} clusters")
-    if report['metrics']:
-        print('metrics:', {k: round(v, 4) for k, v in
-                           report['metrics'].items() if v is not None})
-    print(format_table(report['stages'], list(report['stages'][0])))
-    print(f'total {timer.total_seconds:.1f} s, peak RSS '
-          f'{timer.peak_rss_gb:.2f} GB')
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     sub = parser.add_subparsers(dest='mode', required=True)
@@ -200,14 +173,8 @@ def main() -> None:
     q.add_argument('--lr', type=float, default=1e-3)
     q.add_argument('--seed', type=int, default=0)
     q.add_argument('--save', help='write the trained GCN-D checkpoint here')
-    s = sub.add_parser('scale')
-    s.add_argument('--data', nargs=2, metavar=('ROOT', 'NAME'), required=True)
-    s.add_argument('--knn', help='kNN file (default: under ROOT/knns)')
-    s.add_argument('--dim', type=int, required=True)
-    s.add_argument('--checkpoint', required=True)
-    s.add_argument('--baseline-threshold', type=float)
     args = parser.parse_args()
-    quality(args) if args.mode == 'quality' else scale(args)
+    quality(args)
 
 
 if __name__ == '__main__':
