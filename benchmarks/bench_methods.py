@@ -22,9 +22,10 @@ train split (MS1M's basic setting 0.7 plays that role there)::
 ``scale``: ``ltc-pyg cluster`` in a fresh process per set and method, on a
 cached kNN file, reading each stage's time and peak RSS from its report.
 Learned methods use the checkpoints that ``quality`` wrote in ``--work``.
-A method whose run exceeds ``--budget`` seconds on one set is not run on
-the larger sets; the table says so, with the cost extrapolated from its
-two largest measured sets (``t ~ N^a``)::
+k-means and spectral get the number of identities of each set. A method
+whose expected time on a set, extrapolated from its runs on the smaller
+sets (``t ~ N^a``), exceeds ``--budget`` seconds is not run there; the
+table says so with the estimate::
 
     python benchmarks/bench_methods.py scale --dim 256 \
         --data /tmp/ltc_bench/synth10k synth_test_10k \
@@ -190,58 +191,75 @@ def run_cli(method: str, root: str, name: str, dim: int,
         return json.loads(report.read_text())
 
 
+#: Stages that read the inputs rather than cluster.
+INPUT_STAGES = ('read features', 'normalise features', 'kNN', 'evaluate')
+
+
 def scale(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     measured: dict[str, list[tuple[int, float]]] = {}
     for root, name in args.data:
-        num_nodes = read_features(f'{root}/features/{name}.bin',
-                                  args.dim).shape[0]
+        labels = read_labels(f'{root}/labels/{name}.meta')
+        num_nodes, num_identities = labels.size, np.unique(labels).size
         for method in unique_methods(args.methods):
             history = measured.setdefault(method, [])
-            if history and history[-1][1] > args.budget:
+            expected = estimate(history, num_nodes)
+            if expected is not None and expected[0] > args.budget:
                 rows.append(skipped_row(method, num_nodes, history,
-                                        args.budget))
+                                        args.budget, *expected))
                 continue
             checkpoint = None
             if get_method(method).trainable:
                 checkpoint = args.work / f'{method}.pt'
             params = dict(args.params.get(method, {}))
+            if method in CLUSTER_COUNT_METHODS:
+                params['n_clusters'] = int(num_identities)
             report = run_cli(method, root, name, args.dim, checkpoint, params,
                              args.device)
-            stages = {s['name']: s for s in report['stages']}
-            clustering = sum(s['seconds'] for n, s in stages.items()
-                             if n not in ('read features', 'read labels',
-                                          'read kNN', 'normalise features',
-                                          'evaluate'))
+            stages = [s for s in report['stages']
+                      if s['name'] not in INPUT_STAGES]
+            clustering = sum(s['seconds'] for s in stages)
             history.append((num_nodes, clustering))
             metrics = report['metrics'] or {}
             row = {'N': num_nodes, 'method': method,
                    'seconds': clustering,
                    'peak RSS (GB)': report['peak_rss_gb'],
                    'pairwise_fscore': metrics.get('pairwise_fscore'),
-                   'stages': ', '.join(
-                       f"{n} {s['seconds']:.1f}s/{s['peak_rss_gb']:.1f}GB"
-                       for n, s in stages.items())}
+                   'stages (s / peak GB)': ', '.join(
+                       f"{s['name']} {s['seconds']:.1f}/"
+                       f"{s['peak_rss_gb']:.1f}" for s in stages)}
             print(json.dumps(row), file=sys.stderr, flush=True)
             rows.append(row)
     return rows
 
 
+def estimate(history: list[tuple[int, float]], num_nodes: int
+             ) -> tuple[float, float] | None:
+    r"""The expected seconds at ``num_nodes`` and the exponent ``a`` of
+    ``t ~ N^a`` fitted on the last two measurements (at least 1; 1 with
+    one measurement), or ``None`` without any."""
+    if not history:
+        return None
+    exponent = 1.0
+    if len(history) > 1:
+        (n0, t0), (n1, t1) = history[-2:]
+        if t0 > 0 and t1 > 0:
+            exponent = max(1.0, math.log(t1 / t0) / math.log(n1 / n0))
+    n1, t1 = history[-1]
+    return t1 * (num_nodes / n1)**exponent, exponent
+
+
 def skipped_row(method: str, num_nodes: int,
-                history: list[tuple[int, float]], budget: float
-                ) -> dict[str, Any]:
-    r"""A row for a method not run at ``num_nodes``: measured over budget
-    on a smaller set; the cost extrapolated by a power law."""
-    (n0, t0), (n1, t1) = (history[-2] if len(history) > 1 else
-                          (history[-1][0] / 10, history[-1][1] / 10)), \
-        history[-1]
-    exponent = math.log(t1 / t0) / math.log(n1 / n0) if t0 > 0 else 1.0
-    estimate = t1 * (num_nodes / n1)**max(exponent, 1.0)
+                history: list[tuple[int, float]], budget: float,
+                expected: float, exponent: float) -> dict[str, Any]:
+    r"""A row for a method not run at ``num_nodes`` because its expected
+    time there exceeds the budget."""
+    measured = ', '.join(f'{t:.0f} s at {n:,}' for n, t in history)
     return {'N': num_nodes, 'method': method, 'seconds': None,
             'peak RSS (GB)': None, 'pairwise_fscore': None,
-            'stages': f'not run: {t1:.0f} s at N={n1} exceeds the '
-                      f'{budget:.0f} s budget; estimated {estimate:,.0f} s '
-                      f'(t ~ N^{max(exponent, 1.0):.1f})'}
+            'stages (s / peak GB)': f'not run: measured {measured}; expected '
+            f'{expected:,.0f} s here (t ~ N^{exponent:.1f}) > the '
+            f'{budget:.0f} s budget'}
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -259,8 +277,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     s.add_argument('--data', nargs=2, metavar=('ROOT', 'NAME'),
                    action='append', required=True,
                    help='a set with a cached kNN (repeatable, small first)')
-    s.add_argument('--budget', type=float, default=600.0,
-                   help='seconds above which a method skips larger sets')
+    s.add_argument('--budget', type=float, default=1800.0,
+                   help='a method whose expected time on a set exceeds this '
+                   'many seconds is not run there')
     s.add_argument('--config', type=Path,
                    help='YAML: method name -> params for the runs')
     s.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
@@ -279,7 +298,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                        if args.config else {}) or {}
         rows = scale(args)
         print(format_table(rows, ['N', 'method', 'seconds', 'peak RSS (GB)',
-                                  'pairwise_fscore', 'stages']))
+                                  'pairwise_fscore', 'stages (s / peak GB)']))
     return rows
 
 
