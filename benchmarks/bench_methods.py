@@ -3,7 +3,8 @@ train -> test split, and wall time and peak memory per stage at scale.
 
 ``quality``: learned methods train on the train split with the budgets of
 ``--config`` (a YAML mapping method name -> params; see
-``benchmarks/configs/``), and their checkpoints go to ``--work``. Every
+``benchmarks/configs/``), and their checkpoints go to ``--work`` (reused
+by later runs with the same params, unless ``--retrain``). Every
 method with a similarity threshold (``threshold``, ``tau``) gets it chosen
 on the *train* split, the value with the best pairwise F over a sweep of
 the train graph's similarities (no test label is looked at); methods that
@@ -114,6 +115,27 @@ def scale_proposals(params: dict[str, Any], scale: float) -> None:
             params[key] = [mapped(setting) for setting in params[key]]
 
 
+def trained(graph, name: str, params: dict[str, Any],
+            args: argparse.Namespace) -> tuple[Any, float]:
+    r"""The method trained on ``graph``, and the training seconds. A
+    checkpoint in ``--work`` trained with the same params and seed is
+    reused (its time read from ``NAME.json`` beside it) unless
+    ``--retrain``."""
+    checkpoint = args.work / f'{name}.pt'
+    record = args.work / f'{name}.json'
+    key = json.dumps({'params': params, 'seed': args.seed}, sort_keys=True)
+    if (not args.retrain and checkpoint.is_file() and record.is_file()
+            and json.loads(record.read_text())['key'] == key):
+        print(f'{name}: reusing {checkpoint}', file=sys.stderr, flush=True)
+        return (make_method(name, params, checkpoint=checkpoint),
+                json.loads(record.read_text())['train_seconds'])
+    start = time.perf_counter()
+    method = train(graph, name, params, out=checkpoint, seed=args.seed)
+    seconds = time.perf_counter() - start
+    record.write_text(json.dumps({'key': key, 'train_seconds': seconds}))
+    return method, seconds
+
+
 def quality(args: argparse.Namespace) -> list[dict[str, Any]]:
     config = yaml.safe_load(Path(args.config).read_text()) or {}
     train_graph = load_graph(*args.train, args.dim, args.knn_dir)
@@ -143,10 +165,7 @@ def quality(args: argparse.Namespace) -> list[dict[str, Any]]:
                 params[key] = {**(config.get(base) or {}),
                                **params.get(key, {})}
                 scale_proposals(params[key], scale)
-            start = time.perf_counter()
-            method = train(train_graph, name, params,
-                           out=args.work / f'{name}.pt', seed=args.seed)
-            train_seconds = time.perf_counter() - start
+            method, train_seconds = trained(train_graph, name, params, args)
         else:
             method = make_method(name, params)
         best = best_on_train(train_graph, method)
@@ -273,6 +292,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                    help='YAML: method name -> params (training budgets)')
     q.add_argument('--knn-dir', type=Path, help='folder of the kNN files '
                    '(NAME/faiss_k_80.npz; default ROOT/knns)')
+    q.add_argument('--retrain', action='store_true', help='train even where '
+                   '--work holds a checkpoint of the same params and seed')
     s = commands.add_parser('scale')
     s.add_argument('--data', nargs=2, metavar=('ROOT', 'NAME'),
                    action='append', required=True,
