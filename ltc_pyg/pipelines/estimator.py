@@ -34,10 +34,6 @@ from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
 
 logger = logging.getLogger(__name__)
 
-#: Parameter names that :func:`threshold_sweep` varies, in this order.
-THRESHOLD_PARAMS: tuple[str, ...] = ('threshold', 'tau')
-
-
 class FaceClusterer:
     r"""Clusters embeddings with any registered method, in the style of
     :class:`sklearn.cluster.KMeans`.
@@ -169,10 +165,9 @@ class FaceClusterer:
 
 
 def threshold_param(method: ClusteringMethod) -> str | None:
-    r"""The first of :data:`THRESHOLD_PARAMS` that ``method`` has, or
-    ``None``."""
-    names = {field.name for field in dataclasses.fields(method.params)}
-    return next((name for name in THRESHOLD_PARAMS if name in names), None)
+    r"""The parameter :func:`threshold_sweep` varies:
+    :attr:`~ltc_pyg.pipelines.methods.ClusteringMethod.threshold_name`."""
+    return method.threshold_name
 
 
 def default_sweep_values(graph: Data, num_values: int = 15,

@@ -462,8 +462,11 @@ class GCNVMethod(ClusteringMethod):
     @property
     def link_threshold(self) -> float:
         r"""``tau`` with ``use_gcn_feat``, else ``tau_0``."""
-        return self.params.tau if self.params.use_gcn_feat else \
-            self.params.tau_0
+        return getattr(self.params, self.threshold_name)
+
+    @property
+    def threshold_name(self) -> str:
+        return 'tau' if self.params.use_gcn_feat else 'tau_0'
 
     def predict_peaks(self, graph: Data,
                       timer: StageTimer | None = None) -> Peaks:

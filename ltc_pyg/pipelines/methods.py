@@ -24,6 +24,7 @@ dense kNN arrays with :mod:`ltc_pyg.graph.transforms`.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -57,6 +58,10 @@ METHODS: dict[str, str] = {
     'cdp': 'ltc_pyg.pipelines.baselines:CDPMethod',
     'infomap': 'ltc_pyg.pipelines.baselines:InfomapMethod',
 }
+
+
+#: Parameter names that threshold similarities, looked for in this order.
+THRESHOLD_PARAMS: tuple[str, ...] = ('threshold', 'tau')
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,16 @@ class ClusteringMethod(ABC):
         converting its key names and weight layouts."""
         raise TypeError(f"'{self.name}' cannot read checkpoints of the "
                         f"original project")
+
+    @property
+    def threshold_name(self) -> str | None:
+        r"""The parameter that thresholds similarities, the one threshold
+        sweeps vary: the first of :data:`THRESHOLD_PARAMS` in
+        :attr:`Params`, or :obj:`None`. Methods where another parameter
+        applies override this."""
+        names = {field.name for field in dataclasses.fields(self.params)}
+        return next((name for name in THRESHOLD_PARAMS if name in names),
+                    None)
 
     def describe(self) -> dict[str, Any]:
         r"""The parameters as a plain dict, for reports."""

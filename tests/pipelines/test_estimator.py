@@ -134,6 +134,10 @@ def test_threshold_param(registered):
     # Rank-order distances are not similarities: no similarity sweep.
     assert threshold_param(build_method('aro')) is None
     assert threshold_param(build_method('cdp')) == 'threshold'
+    # GCN-V cuts GCN-feature similarities (tau) or input ones (tau_0).
+    assert threshold_param(build_method('gcn-v')) == 'tau'
+    assert threshold_param(build_method(
+        'gcn-v', {'use_gcn_feat': False})) == 'tau_0'
 
 
 def test_threshold_sweep_values_and_metrics(registered):
