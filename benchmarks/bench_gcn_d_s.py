@@ -9,10 +9,10 @@ same test kNN graph (an oracle choice, which favours the baseline).
 Proposal thresholds are similarities, so they depend on the embedding. The
 MS1M settings of the original configs (2: th 0.7 / 0.75; 8: basic 0.6 / 0.7
 / 0.75 with iterative (k, sv_max_size) = (2, 8), (3, 5) at 0.4) are mapped
-onto the embedding's scale by ``th -> 1 - (1 - th) * s``, ``s = (1 - t) /
-0.3``, where ``t`` is the best knn-threshold threshold on the *training*
-graph (MS1M's basic 0.7 plays that role there). Nothing is tuned on the
-test labels.
+onto the embedding's scale by ``th -> 1 - (1 - th) * s`` and the split
+step by ``step -> step * s``, ``s = (1 - t) / 0.3``, where ``t`` is the best
+knn-threshold threshold on the *training* graph (MS1M's basic 0.7 plays
+that role there). Nothing is tuned on the test labels.
 
 Speed and memory at scale are measured for every method by
 ``bench_methods.py scale``.
@@ -80,14 +80,16 @@ def settings(preset: int, scale: float) -> tuple[ProposalSetting, ...]:
     def th(value: float) -> float:
         return round(1 - (1 - value) * scale, 4)
 
+    step = round(0.05 * scale, 4)
+
     if preset == 2:
-        return tuple(ProposalSetting(k=80, th=th(t), step=0.05, max_size=300,
+        return tuple(ProposalSetting(k=80, th=th(t), step=step, max_size=300,
                                      min_size=3) for t in (0.7, 0.75))
-    iterations = tuple(IterativeSetting(k=k, th=th(0.4), step=0.05,
+    iterations = tuple(IterativeSetting(k=k, th=th(0.4), step=step,
                                         max_size=500, min_size=3,
                                         sv_max_size=sv, sv_min_size=2)
                        for k, sv in ((2, 8), (3, 5)))
-    return tuple(ProposalSetting(k=80, th=th(t), step=0.05, max_size=300,
+    return tuple(ProposalSetting(k=80, th=th(t), step=step, max_size=300,
                                  min_size=3, keep=keep, iterations=iterations)
                  for t, keep in ((0.6, True), (0.7, True), (0.75, False)))
 

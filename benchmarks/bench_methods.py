@@ -11,9 +11,10 @@ the train graph's similarities (no test label is looked at); methods that
 take a number of clusters get the number of test identities (the oracle
 count, as in the original tables). Proposal thresholds of ``gcn-d`` and
 ``gcn-d+s`` come from the config, in MS1M's similarity units, and are
-mapped onto the embedding's scale by ``th -> 1 - (1 - th) * s`` with
-``s = (1 - t) / 0.3``, ``t`` the best ``knn-threshold`` threshold on the
-train split (MS1M's basic setting 0.7 plays that role there)::
+mapped onto the embedding's scale by ``th -> 1 - (1 - th) * s`` and
+``step -> step * s``, ``s = (1 - t) / 0.3``, ``t`` the best
+``knn-threshold`` threshold on the train split (MS1M's basic setting 0.7
+plays that role there)::
 
     python benchmarks/bench_methods.py quality \
         --train /tmp/ltc_bench/synth synth_train \
@@ -100,13 +101,15 @@ def best_on_train(graph, method) -> tuple[str, float] | None:
 
 
 def scale_proposals(params: dict[str, Any], scale: float) -> None:
-    r"""Maps every proposal ``th`` of ``params`` (``proposals``,
-    ``train_proposals``, with their iterative settings) by ``scale``, in
-    place."""
+    r"""Maps every proposal ``th`` (``1 - (1 - th) * scale``) and split
+    ``step`` (``step * scale``) of ``params`` (``proposals``,
+    ``train_proposals``, with their iterative settings), in place."""
     def mapped(setting: dict[str, Any]) -> dict[str, Any]:
         out = dict(setting)
         if 'th' in out:
             out['th'] = round(1 - (1 - out['th']) * scale, 4)
+        if 'step' in out:
+            out['step'] = round(out['step'] * scale, 4)
         if 'iterations' in out:
             out['iterations'] = [mapped(i) for i in out['iterations']]
         return out
