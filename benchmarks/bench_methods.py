@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ltc_pyg.data.io import read_features, read_labels
+from ltc_pyg.data.io import atomic_write, read_features, read_labels
 from ltc_pyg.pipelines.estimator import threshold_sweep
 from ltc_pyg.pipelines.methods import METHODS, get_method
 from ltc_pyg.pipelines.report import format_table
@@ -127,15 +127,17 @@ def trained(graph, name: str, params: dict[str, Any],
     checkpoint = args.work / f'{name}.pt'
     record = args.work / f'{name}.json'
     key = json.dumps({'params': params, 'seed': args.seed}, sort_keys=True)
-    if (not args.retrain and checkpoint.is_file() and record.is_file()
-            and json.loads(record.read_text())['key'] == key):
+    stored = json.loads(record.read_text()) if record.is_file() else {}
+    if (not args.retrain and checkpoint.is_file()
+            and stored.get('key') == key):
         print(f'{name}: reusing {checkpoint}', file=sys.stderr, flush=True)
         return (make_method(name, params, checkpoint=checkpoint),
-                json.loads(record.read_text())['train_seconds'])
+                stored['train_seconds'])
     start = time.perf_counter()
     method = train(graph, name, params, out=checkpoint, seed=args.seed)
     seconds = time.perf_counter() - start
-    record.write_text(json.dumps({'key': key, 'train_seconds': seconds}))
+    with atomic_write(record, 'w') as file:
+        json.dump({'key': key, 'train_seconds': seconds}, file)
     return method, seconds
 
 

@@ -164,12 +164,6 @@ class FaceClusterer:
                 f'device={self.device!r}, seed={self.seed})')
 
 
-def threshold_param(method: ClusteringMethod) -> str | None:
-    r"""The parameter :func:`threshold_sweep` varies:
-    :attr:`~ltc_pyg.pipelines.methods.ClusteringMethod.threshold_name`."""
-    return method.threshold_name
-
-
 def default_sweep_values(graph: Data, num_values: int = 15,
                          include: float | None = None) -> np.ndarray:
     r"""Evenly spaced thresholds over the similarity of each node to its
@@ -192,7 +186,7 @@ def threshold_sweep(graph: Data, method: ClusteringMethod,
                     values: np.ndarray | None = None,
                     num_values: int = 15) -> dict[str, Any] | None:
     r"""Clusters a labelled graph again at each value of the method's
-    threshold parameter (see :func:`threshold_param`), reusing its kNN.
+    threshold parameter (its ``threshold_name``), reusing its kNN.
 
     Args:
         graph (Data): A graph with ``y``.
@@ -209,7 +203,7 @@ def threshold_sweep(graph: Data, method: ClusteringMethod,
     """
     if 'y' not in graph:
         raise ValueError('A threshold sweep needs the true labels (graph.y)')
-    name = threshold_param(method)
+    name = method.threshold_name
     if name is None:
         return None
     if values is None:

@@ -10,7 +10,6 @@ from ltc_pyg.graph.transforms import knn_to_edges
 from ltc_pyg.pipelines.estimator import (
     FaceClusterer,
     default_sweep_values,
-    threshold_param,
     threshold_sweep,
 )
 from ltc_pyg.pipelines.knn_threshold import KNNThreshold
@@ -127,17 +126,17 @@ def test_errors(registered):
         FaceClusterer(knn=KNN).predict(X, Y[:5])
 
 
-def test_threshold_param(registered):
-    assert threshold_param(KNNThreshold()) == 'threshold'
-    assert threshold_param(Linker()) == 'tau'
-    assert threshold_param(Constant()) is None
+def test_threshold_name(registered):
+    assert KNNThreshold().threshold_name == 'threshold'
+    assert Linker().threshold_name == 'tau'
+    assert Constant().threshold_name is None
     # Rank-order distances are not similarities: no similarity sweep.
-    assert threshold_param(build_method('aro')) is None
-    assert threshold_param(build_method('cdp')) == 'threshold'
+    assert build_method('aro').threshold_name is None
+    assert build_method('cdp').threshold_name == 'threshold'
     # GCN-V cuts GCN-feature similarities (tau) or input ones (tau_0).
-    assert threshold_param(build_method('gcn-v')) == 'tau'
-    assert threshold_param(build_method(
-        'gcn-v', {'use_gcn_feat': False})) == 'tau_0'
+    assert build_method('gcn-v').threshold_name == 'tau'
+    assert build_method(
+        'gcn-v', {'use_gcn_feat': False}).threshold_name == 'tau_0'
 
 
 def test_threshold_sweep_values_and_metrics(registered):
