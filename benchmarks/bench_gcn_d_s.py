@@ -75,22 +75,26 @@ def best_threshold(graph) -> tuple[float, dict]:
     return best
 
 
-def settings(preset: int, scale: float) -> tuple[ProposalSetting, ...]:
-    r"""The original MS1M settings of ``preset`` mapped by ``scale``."""
+def settings(preset: int, scale: float,
+             max_size: int = 300) -> tuple[ProposalSetting, ...]:
+    r"""The original MS1M settings of ``preset`` mapped by ``scale``, with
+    the basic settings' ``max_size``."""
     def th(value: float) -> float:
         return round(1 - (1 - value) * scale, 4)
 
     step = round(0.05 * scale, 4)
 
     if preset == 2:
-        return tuple(ProposalSetting(k=80, th=th(t), step=step, max_size=300,
-                                     min_size=3) for t in (0.7, 0.75))
+        return tuple(ProposalSetting(k=80, th=th(t), step=step,
+                                     max_size=max_size, min_size=3)
+                     for t in (0.7, 0.75))
     iterations = tuple(IterativeSetting(k=k, th=th(0.4), step=step,
                                         max_size=500, min_size=3,
                                         sv_max_size=sv, sv_min_size=2)
                        for k, sv in ((2, 8), (3, 5)))
-    return tuple(ProposalSetting(k=80, th=th(t), step=step, max_size=300,
-                                 min_size=3, keep=keep, iterations=iterations)
+    return tuple(ProposalSetting(k=80, th=th(t), step=step,
+                                 max_size=max_size, min_size=3, keep=keep,
+                                 iterations=iterations)
                  for t, keep in ((0.6, True), (0.7, True), (0.75, False)))
 
 
@@ -117,7 +121,7 @@ def quality(args: argparse.Namespace) -> None:
                  'seconds': round(time.perf_counter() - start, 1)})
     t_train, _ = best_threshold(train_graph)
     scale = (1 - t_train) / 0.3
-    proposals = settings(args.preset, scale)
+    proposals = settings(args.preset, scale, args.max_size)
     described = [(s.th, s.keep, [i.th for i in s.iterations])
                  for s in proposals]
     print(f'train best threshold {t_train} -> scale {scale:.3f}; settings: '
@@ -171,7 +175,10 @@ def main() -> None:
     q.add_argument('--dim', type=int, required=True)
     q.add_argument('--preset', type=int, choices=[2, 8], default=2)
     q.add_argument('--epochs', type=int, default=4)
-    q.add_argument('--seg-epochs', type=int, default=4)
+    q.add_argument('--max-size', type=int, default=300,
+                   help="the basic settings' max_size (MS1M: 300; larger "
+                   'where identities are larger)')
+    q.add_argument('--seg-epochs', type=int, default=20)
     q.add_argument('--lr', type=float, default=1e-3)
     q.add_argument('--seed', type=int, default=0)
     q.add_argument('--save', help='write the trained GCN-D checkpoint here')

@@ -9,7 +9,8 @@ Affinity Graph" (`Yang et al., CVPR 2019 <https://arxiv.org/abs/1904.02749>`_).
   the best-scored proposal containing it.
 * ``gcn-d+s`` (also registered as ``gcn-s``, the name used for training
   it): in addition, :class:`~ltc_pyg.nn.models.GCNS` marks each proposal's
-  outliers relative to a seed node; they are removed (``th_outlier``) before
+  outliers relative to a seed node (a random member in training, the
+  central member in inference); they are removed (``th_outlier``) before
   de-overlapping.
 * :func:`upper_bound_labels`: the same pipeline scored with the true IoU,
   which tells how good the proposals themselves are.
@@ -160,6 +161,11 @@ class GCNDSParams:
         hidden_channels (tuple of int): GCN-S conv sizes.
         dropout (float): GCN-S node dropout in training.
         use_seed (bool): Give GCN-S a seed-node indicator.
+        compare_to_seed (bool): Give GCN-S the products of each node's
+            features with the seed's (:func:`~ltc_pyg.nn.models.
+            seed_products`) instead of the raw features. Original
+            checkpoints, and ours saved before this option, use ``False``
+            whatever this says.
         th_iop_min (float): Train on proposals with IoP at least this...
         th_iop_max (float): ... and at most this (the original's filter).
         th_outlier (float): Members with P(member) at most this are
@@ -173,6 +179,7 @@ class GCNDSParams:
     hidden_channels: tuple[int, ...] = (512, 64)
     dropout: float = 0.5
     use_seed: bool = True
+    compare_to_seed: bool = True
     th_iop_min: float = 0.1
     th_iop_max: float = 0.9
     th_outlier: float = 0.5
@@ -446,13 +453,15 @@ class GCNDSMethod(ClusteringMethod):
         logger.info('GCN-D loaded from %s', self.params.gcn_d_checkpoint)
 
     def _build(self, in_channels: int,
-               hidden_channels: tuple[int, ...] | None = None) -> GCNS:
+               hidden_channels: tuple[int, ...] | None = None,
+               compare_to_seed: bool | None = None) -> GCNS:
         if self.model is None:
             torch.manual_seed(self.seed)
-            self.model = GCNS(in_channels, hidden_channels
-                              or self.params.hidden_channels,
-                              self.params.dropout,
-                              self.params.use_seed).to(self.device)
+            self.model = GCNS(
+                in_channels, hidden_channels or self.params.hidden_channels,
+                self.params.dropout, self.params.use_seed,
+                self.params.compare_to_seed if compare_to_seed is None
+                else compare_to_seed).to(self.device)
         elif self.model.in_channels != in_channels:
             raise ValueError(f'The GCN-S model takes {self.model.in_channels} '
                              f'features but the graph has {in_channels}')
@@ -497,7 +506,7 @@ class GCNDSMethod(ClusteringMethod):
         def loss_fn(batch: Batch) -> Tensor:
             batch = batch.to(self.device)
             out = model(batch.x, _adjacency(batch), None,
-                        batch.get('seed_mask'))
+                        batch.get('seed_mask'), batch.batch)
             return F.nll_loss(out, batch.node_label)
 
         with timer('GCN-S training'):
@@ -509,16 +518,16 @@ class GCNDSMethod(ClusteringMethod):
     @torch.no_grad()
     def member_scores(self, graph: Data, proposals: Proposals) -> np.ndarray:
         r"""GCN-S's P(member) of every membership, aligned with
-        ``proposals.nodes``; the seed of each proposal is a random member
-        (seeded)."""
+        ``proposals.nodes``; the seed of each proposal is its central member
+        (see :class:`~ltc_pyg.proposals.ProposalGraphs`)."""
         if self.model is None:
             raise ValueError("'gcn-d+s' has no trained GCN-S; train one or "
                              "give a checkpoint")
         model = self._build(graph.x.size(1)).eval()
         dataset = _dataset(graph, proposals, self.params.gcn_d.weighted,
                            labels=False,
-                           seed_mode='random' if self.params.use_seed
-                           else None, seed=self.seed)
+                           seed_mode='central' if self.params.use_seed
+                           else None)
         scores = np.empty(proposals.nodes.size, dtype=np.float32)
         size, start = self.params.inference_batch_size, 0
         for batch in tqdm(dataset.loader(size), desc='GCN-S',
@@ -527,7 +536,7 @@ class GCNDSMethod(ClusteringMethod):
                                             len(proposals))):
             batch = batch.to(self.device)
             out = model(batch.x, _adjacency(batch), None,
-                        batch.get('seed_mask'))
+                        batch.get('seed_mask'), batch.batch)
             scores[start:start + out.size(0)] = out[:, 1].exp().cpu().numpy()
             start += out.size(0)
         return scores
@@ -563,6 +572,7 @@ class GCNDSMethod(ClusteringMethod):
                 'in_channels': model.in_channels if model else None,
                 'hidden_channels': (list(model.hidden_channels) if model
                                     else None),
+                'compare_to_seed': model.compare_to_seed if model else None,
                 'model': model.state_dict() if model else None,
                 'optimizer': (self.optimizer.state_dict()
                               if self.optimizer is not None else None),
@@ -577,8 +587,9 @@ class GCNDSMethod(ClusteringMethod):
         if state['model'] is None:
             return
         self._build(int(state['in_channels']),
-                    tuple(state['hidden_channels'])).load_state_dict(
-                        state['model'])
+                    tuple(state['hidden_channels']),
+                    bool(state.get('compare_to_seed', False))
+                    ).load_state_dict(state['model'])
         if state.get('optimizer') is not None:
             self.optimizer = self.params.train.optimizer_for(self.model)
             self.optimizer.load_state_dict(state['optimizer'])
@@ -589,5 +600,6 @@ class GCNDSMethod(ClusteringMethod):
                              '--param gcn_d_checkpoint=dsgcn_det.pth')
         in_channels, hidden = _original_sizes(state_dict)
         self.model = None
-        self._build(in_channels - int(self.params.use_seed),
-                    hidden).load_original_state_dict(state_dict)
+        self._build(in_channels - int(self.params.use_seed), hidden,
+                    compare_to_seed=False).load_original_state_dict(
+                        state_dict)

@@ -12,7 +12,11 @@ Each proposal becomes a :class:`~torch_geometric.data.Data` with
 * with labels: ``iou``, ``iop`` ``[1]`` (:func:`proposal_targets`) and
   ``node_label`` ``[n]`` (1 where the node carries the proposal's majority
   label, or the seed node's label when seeds are used);
-* with seeds: ``seed_mask`` ``[n]`` (1 at the seed node).
+* with seeds: ``seed_mask`` ``[n]`` (1 at the seed node). The seed is a
+  random member (training: GCN-S learns to segment around any member), the
+  first majority member (needs labels), or the *central* member: the one
+  with the largest summed similarity to its kNN neighbours inside the
+  proposal, which is rarely an outlier (inference).
 
 :meth:`ProposalGraphs.collate` builds the :class:`~torch_geometric.data.Batch`
 of many proposals in one vectorised pass (the same tensors as
@@ -36,7 +40,7 @@ from ltc_pyg.proposals.targets import proposal_targets
 
 __all__ = ['ProposalGraphs']
 
-SeedMode = Literal['random', 'majority']
+SeedMode = Literal['random', 'majority', 'central']
 
 
 class ProposalGraphs(torch.utils.data.Dataset):
@@ -55,7 +59,9 @@ class ProposalGraphs(torch.utils.data.Dataset):
         seed_mode (str, optional): Add a ``seed_mask``: ``'random'`` picks
             one node per proposal uniformly (with ``seed``); ``'majority'``
             picks the first node that carries the majority label (needs
-            labels); :obj:`None` adds none. Node targets then mean "same
+            labels); ``'central'`` picks the node with the largest summed
+            kNN similarity to the other nodes of its proposal (ties: the
+            first); :obj:`None` adds none. Node targets then mean "same
             label as the seed". (default: :obj:`None`)
         seed (int, optional): Seed of the random seed nodes. (default: ``0``)
     """
@@ -84,31 +90,27 @@ class ProposalGraphs(torch.utils.data.Dataset):
         self.weighted = weighted
         self.seed_mode = seed_mode
         self.targets = None
-        self.node_label = None
+        self.member_label = None
         self.seed_position = None
         if labels is not None:
             labels = np.asarray(labels, dtype=np.int64)
             self.targets = proposal_targets(proposals, labels)
-            member_label = labels[proposals.nodes]
-            reference = self.targets.majority_label[proposals.batch]
+            self.member_label = labels[proposals.nodes]
         if seed_mode == 'random':
             rng = np.random.default_rng(seed)
             self.seed_position = proposals.offsets[:-1] + np.floor(
                 rng.random(len(proposals)) * proposals.sizes).astype(np.int64)
         elif seed_mode == 'majority':
-            is_major = member_label == reference
+            is_major = self.member_label == \
+                self.targets.majority_label[proposals.batch]
             # First majority member of each proposal in stored order.
             first = np.flatnonzero(is_major)
             batch = proposals.batch[first]
             head = np.r_[True, batch[1:] != batch[:-1]]
             self.seed_position = first[head]
-        elif seed_mode is not None:
+        elif seed_mode not in (None, 'central'):
             raise ValueError(f"Unknown seed_mode '{seed_mode}' (expected "
-                             f"'random', 'majority' or None)")
-        if labels is not None:
-            if self.seed_position is not None:
-                reference = member_label[self.seed_position][proposals.batch]
-            self.node_label = (member_label == reference).astype(np.int64)
+                             f"'random', 'majority', 'central' or None)")
 
     def __len__(self) -> int:
         return len(self.proposals)
@@ -151,12 +153,12 @@ class ProposalGraphs(torch.utils.data.Dataset):
         hit = sorted_key[found] == query
         target = np.broadcast_to(np.arange(total)[:, None], query.shape)[hit]
         source = order[found[hit]]
-        weight = self.similarity[n_id][hit]
+        similarity = self.similarity[n_id][hit]
         not_self = source != target
         edge_index = torch.from_numpy(
             np.stack([source[not_self], target[not_self]]))
-        weight = torch.from_numpy(weight[not_self]) if self.weighted else \
-            torch.ones(int(not_self.sum()))
+        weight = torch.from_numpy(similarity[not_self]) if self.weighted \
+            else torch.ones(int(not_self.sum()))
         loop = torch.arange(total).repeat(2, 1)
         edge_index, weight = coalesce(
             torch.cat([edge_index, edge_index.flip(0), loop], dim=1),
@@ -169,14 +171,27 @@ class ProposalGraphs(torch.utils.data.Dataset):
                     edge_weight=weight, batch=torch.from_numpy(batch),
                     ptr=torch.from_numpy(ptr),
                     proposal=torch.from_numpy(indices))
+        seed_local = None  # Each proposal's seed, as a row of the batch.
+        if self.seed_mode == 'central':
+            strength = np.bincount(target[not_self],
+                                   weights=similarity[not_self],
+                                   minlength=total)
+            order = np.lexsort((-strength, batch))
+            seed_local = order[ptr[:-1]]
+        elif self.seed_position is not None:
+            seed_local = self.seed_position[indices] - \
+                proposals.offsets[indices] + ptr[:-1]
         if self.targets is not None:
             out.iou = torch.from_numpy(self.targets.iou[indices]).float()
             out.iop = torch.from_numpy(self.targets.iop[indices]).float()
-            out.node_label = torch.from_numpy(self.node_label[position])
-        if self.seed_position is not None:
+            member_label = self.member_label[position]
+            reference = (self.targets.majority_label[indices]
+                         if seed_local is None else member_label[seed_local])
+            out.node_label = torch.from_numpy(
+                (member_label == reference[batch]).astype(np.int64))
+        if seed_local is not None:
             seed_mask = np.zeros(total, dtype=np.float32)
-            seed_mask[self.seed_position[indices] - proposals.offsets[
-                indices] + ptr[:-1]] = 1.0
+            seed_mask[seed_local] = 1.0
             out.seed_mask = torch.from_numpy(seed_mask)
         return out
 

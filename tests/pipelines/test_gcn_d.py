@@ -114,6 +114,13 @@ def test_gcn_d_plus_s_one_checkpoint(graph, tmp_path):
     labels = cluster(graph, both).labels
     reloaded = make_method('gcn-d+s', checkpoint=tmp_path / 'ds.pt')
     np.testing.assert_array_equal(cluster(graph, reloaded).labels, labels)
+    assert reloaded.model.compare_to_seed
+    # Checkpoints saved before compare_to_seed existed fed raw features.
+    state = both.state_dict()
+    del state['compare_to_seed']
+    older = build_method('gcn-d+s', SMALL_S)
+    older.load_state_dict(state)
+    assert not older.model.compare_to_seed
     # Building GCN-S on a saved GCN-D leaves that GCN-D unchanged.
     train(graph, 'gcn-d', SMALL, out=tmp_path / 'd.pt')
     on_top = train(graph, 'gcn-s', {**SMALL_S, 'gcn_d_checkpoint': str(
@@ -150,6 +157,9 @@ def test_original_checkpoints(reference_fixtures, tmp_path):
 
     with pytest.raises(ValueError, match='gcn_d_checkpoint=dsgcn_det.pth'):
         make_method('gcn-d+s', checkpoint=models / 'dsgcn_seg.pth')
+    segmenter = make_method('gcn-d+s', {'gcn_d_checkpoint': str(
+        models / 'dsgcn_det.pth')}, checkpoint=models / 'dsgcn_seg.pth')
+    assert not segmenter.model.compare_to_seed  # the original's raw inputs
     out, report = tmp_path / 'pred.meta', tmp_path / 'report.json'
     assert main(['-q', 'cluster', '--method', 'gcn-d+s', '--features',
                  str(root / 'graph' / 'features.bin'), '--dim', '256',

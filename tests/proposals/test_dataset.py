@@ -83,6 +83,22 @@ def test_seeds():
                              "seed_mode='random')")
 
 
+def test_central_seed():
+    # Summed in-proposal kNN similarity: node 0 1.2, 1 1.1, 2 1.1, 3 1.0;
+    # without node 0: node 1 0.5, 2 0.9, 3 1.0.
+    proposals = Proposals(np.array([1, 2, 3, 0, 1, 2, 3]),
+                          np.array([0, 4, 7]))
+    dataset = ProposalGraphs(X, NEIGHBOR, SIMILARITY, proposals, LABELS,
+                             seed_mode='central')
+    batch = dataset.collate([0, 1])
+    assert batch.seed_mask.tolist() == [0, 0, 0, 1, 0, 0, 1]
+    assert batch.node_label.tolist() == [1, 0, 0, 1, 0, 1, 1]
+    unlabeled = ProposalGraphs(X, NEIGHBOR, SIMILARITY, proposals,
+                               seed_mode='central')
+    assert torch.equal(unlabeled.collate([1, 0]).seed_mask,
+                       torch.tensor([0, 0, 1, 0, 0, 0, 1.]))
+
+
 def test_errors():
     proposals = Proposals(np.array([0, 5]), np.array([0, 2]))
     with pytest.raises(ValueError, match='outside the 4 nodes'):
