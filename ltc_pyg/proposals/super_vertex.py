@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
@@ -240,8 +241,11 @@ def super_vertex_features(x: np.ndarray, labels: np.ndarray,
     must be :math:`\geq 0`), re-normalised to unit length by default."""
     labels = np.asarray(labels, dtype=np.int64)
     num_clusters = int(labels.max()) + 1 if labels.size else 0
-    sums = np.zeros((num_clusters, x.shape[1]), dtype=np.float64)
-    np.add.at(sums, labels, x)
+    # Sums by one sparse product with the [C, N] assignment matrix.
+    assignment = sp.csr_matrix(
+        (np.ones(labels.size), (labels, np.arange(labels.size))),
+        shape=(num_clusters, labels.size))
+    sums = assignment @ np.asarray(x, dtype=np.float64)
     means = (sums / np.bincount(labels, minlength=num_clusters)[:, None])
     means = means.astype(np.float32)
     return l2_normalize(means) if normalize else means
@@ -332,12 +336,16 @@ def generate_proposals(x: np.ndarray, neighbor: np.ndarray,
             sv_of_node[lonely] = num_nodes + np.arange(int(lonely.sum()))
             sv_of_node = relabel_by_first_appearance(sv_of_node)
             sv_x = super_vertex_features(x, sv_of_node)
-        for iteration in setting.iterations:
+            # One search serves every iteration: each reads its first k
+            # columns.
             num_sv = sv_x.shape[0]
             if num_sv >= 2:
-                sv_knn = knn_search(sv_x, min(iteration.k, num_sv),
-                                    knn_method, device=device,
-                                    normalize=False, progress_bar=False)
+                sv_knn = knn_search(
+                    sv_x, min(max(i.k for i in setting.iterations), num_sv),
+                    knn_method, device=device, normalize=False,
+                    progress_bar=False)
+        for iteration in setting.iterations:
+            if num_sv >= 2:
                 parts.append(iterative_proposals(sv_of_node, sv_knn.neighbor,
                                                  sv_knn.similarity,
                                                  iteration))
