@@ -94,13 +94,6 @@ class LGCNParams:
         pool (str): How the two scores of a pair combine (``'avg'``,
             ``'max'``, ``'last'``).
         inference_batch_size (int): Pivot subgraphs per inference batch.
-        precision (str): ``'float32'``, or ``'bfloat16'`` to run the dense
-            layers of inference under a bfloat16 autocast (the sparse
-            aggregation stays float32, see
-            :class:`~ltc_pyg.nn.conv.AffinityConv`): faster where the CPU
-            has bfloat16 matrix units (AMX) or on a GPU, with linkage
-            probabilities within about 1e-2 of float32 (measured in
-            ``benchmarks/README.md``). Training is always float32.
         train (LGCNTrainParams): The schedule.
     """
     k_at_hop: tuple[int, ...] = (200, 10)
@@ -110,7 +103,6 @@ class LGCNParams:
     step: float = 0.6
     pool: Literal['avg', 'max', 'last'] = 'avg'
     inference_batch_size: int = 32
-    precision: Literal['float32', 'bfloat16'] = 'float32'
     train: LGCNTrainParams = field(default_factory=LGCNTrainParams)
 
     def __post_init__(self) -> None:
@@ -122,9 +114,6 @@ class LGCNParams:
         if self.inference_batch_size < 1:
             raise ValueError(f'inference_batch_size must be positive (got '
                              f'{self.inference_batch_size})')
-        if self.precision not in ('float32', 'bfloat16'):
-            raise ValueError(f"precision must be 'float32' or 'bfloat16' "
-                             f"(got '{self.precision}')")
 
 
 def convert_original_lgcn(state_dict: dict[str, Tensor]
@@ -298,11 +287,7 @@ class LGCNMethod(ClusteringMethod):
             batch = self.transform.subgraphs(graph, chunk)
             seconds['subgraphs'] += time.perf_counter() - clock
             clock = time.perf_counter()
-            with torch.autocast(device_type=torch.device(self.device).type,
-                                dtype=torch.bfloat16,
-                                enabled=self.params.precision == 'bfloat16'):
-                logits = self._logits(batch)
-            probability = logits.float().softmax(dim=1)[:, 1]
+            probability = self._logits(batch).softmax(dim=1)[:, 1]
             seconds['model'] += time.perf_counter() - clock
             rows = slice(start * num_one_hop,
                          (start + chunk.numel()) * num_one_hop)

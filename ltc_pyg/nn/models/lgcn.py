@@ -8,9 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, ModuleList, PReLU, Sequential
+from torch_geometric.nn import GraphConv
 from torch_geometric.typing import Adj, OptTensor
-
-from ltc_pyg.nn.conv.affinity_conv import AffinityConv
 
 
 class LGCN(torch.nn.Module):
@@ -26,9 +25,8 @@ class LGCN(torch.nn.Module):
         [\mathbf{h}^{(l)}_i \,\|\, \textstyle\sum_j a_{ij}
         \mathbf{h}^{(l)}_j] + \mathbf{b}^{(l)}\big)
 
-    with row-normalised weights :math:`a_{ij}`
-    (:class:`~ltc_pyg.nn.conv.AffinityConv`, PyG's ``GraphConv`` with
-    ``aggr='add'``), and a
+    with row-normalised weights :math:`a_{ij}` (PyG's
+    :class:`~torch_geometric.nn.conv.GraphConv`, ``aggr='add'``), and a
     classifier :math:`\mathrm{Linear}\to\mathrm{PReLU}\to\mathrm{Linear}`
     gives two logits (not linked, linked) per one-hop node.
 
@@ -60,7 +58,7 @@ class LGCN(torch.nn.Module):
         self.norm = BatchNorm1d(in_channels, affine=False)
         sizes = (in_channels, ) + hidden_channels
         self.convs = ModuleList(
-            AffinityConv(sizes[i], sizes[i + 1], aggr='add')
+            GraphConv(sizes[i], sizes[i + 1], aggr='add')
             for i in range(len(hidden_channels)))
         out = hidden_channels[-1]
         self.head = Sequential(Linear(out, out), PReLU(out), Linear(out, 2))
