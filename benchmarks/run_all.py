@@ -109,6 +109,13 @@ SECTIONS = [
            '--budget', '600', '--work',
            str(data / 'checkpoints' / 'synthetic'))],
         needs=lambda data: [data / 'checkpoints' / 'synthetic']),
+    # L-GCN alone at 584K: ~47 minutes on 2 cores, over the scale budget.
+    Section('lgcn-584k', lambda data: [
+        py('bench_methods.py', 'scale', '--dim', '256', '--data',
+           str(data / 'synth584k'), 'synth_test_584k', '--methods', 'lgcn',
+           '--budget', '100000', '--work',
+           str(data / 'checkpoints' / 'synthetic'))],
+        needs=lambda data: [data / 'checkpoints' / 'synthetic']),
     # Exact kNN in torch where faiss-gpu is not installed; learned methods
     # at 100K and 584K (L-GCN stops at 100K when over 2 minutes there).
     Section('gpu', lambda data: [
