@@ -6,16 +6,23 @@ from torch_geometric.data import Batch, Data
 from ltc_pyg.nn.models.gcn_s import GCNS, seed_products
 
 
-def test_batched_equals_single_with_seed():
-    torch.manual_seed(0)
-    model = GCNS(4, (8, ), use_seed=True).eval()
+def random_graphs(seed_at_end: bool = False) -> list[Data]:
+    r"""Graphs of 3 and 5 nodes, 4-d features, the seed first or last."""
     graphs = []
     for seed, n in enumerate([3, 5]):
         generator = torch.Generator().manual_seed(seed)
         graphs.append(Data(x=torch.randn(n, 4, generator=generator),
                            edge_index=torch.randint(n, (2, 2 * n),
                                                     generator=generator),
-                           seed_mask=torch.eye(n)[0]))
+                           seed_mask=torch.eye(n)[n - 1 if seed_at_end
+                                                  else 0]))
+    return graphs
+
+
+def test_batched_equals_single_with_seed():
+    torch.manual_seed(0)
+    model = GCNS(4, (8, ), use_seed=True).eval()
+    graphs = random_graphs()
     batch = Batch.from_data_list(graphs)
     batched = model(batch.x, batch.edge_index, seed_mask=batch.seed_mask)
     single = torch.cat([model(g.x, g.edge_index, seed_mask=g.seed_mask)
@@ -59,13 +66,7 @@ def test_seed_products():
 def test_compare_to_seed_batched_equals_single():
     torch.manual_seed(0)
     model = GCNS(4, (8, ), compare_to_seed=True).eval()
-    graphs = []
-    for seed, n in enumerate([3, 5]):
-        generator = torch.Generator().manual_seed(seed)
-        graphs.append(Data(x=torch.randn(n, 4, generator=generator),
-                           edge_index=torch.randint(n, (2, 2 * n),
-                                                    generator=generator),
-                           seed_mask=torch.eye(n)[n - 1]))
+    graphs = random_graphs(seed_at_end=True)
     batch = Batch.from_data_list(graphs)
     batched = model(batch.x, batch.edge_index, seed_mask=batch.seed_mask,
                     batch=batch.batch)
