@@ -327,6 +327,7 @@ def generate_proposals(x: np.ndarray, neighbor: np.ndarray,
             origin.append(np.full(parts[-1].num_proposals, index))
         index += 1
         bar.update()
+        sv_knn = None  # One search over super-vertices for all iterations.
         if setting.iterations:
             # Faces outside every component are super-vertices of their
             # own; super-vertices are numbered by first appearance over face
@@ -336,21 +337,16 @@ def generate_proposals(x: np.ndarray, neighbor: np.ndarray,
             sv_of_node[lonely] = num_nodes + np.arange(int(lonely.sum()))
             sv_of_node = relabel_by_first_appearance(sv_of_node)
             sv_x = super_vertex_features(x, sv_of_node)
-            # One search serves every iteration: each reads its first k
-            # columns.
-            num_sv = sv_x.shape[0]
-            if num_sv >= 2:
+            if sv_x.shape[0] >= 2:  # Each iteration reads its first k.
                 sv_knn = knn_search(
-                    sv_x, min(max(i.k for i in setting.iterations), num_sv),
+                    sv_x, min(max(i.k for i in setting.iterations),
+                              sv_x.shape[0]),
                     knn_method, device=device, normalize=False,
                     progress_bar=False)
         for iteration in setting.iterations:
-            if num_sv >= 2:
-                parts.append(iterative_proposals(sv_of_node, sv_knn.neighbor,
-                                                 sv_knn.similarity,
-                                                 iteration))
-            else:
-                parts.append(Proposals.concat([]))
+            parts.append(Proposals.concat([]) if sv_knn is None else
+                         iterative_proposals(sv_of_node, sv_knn.neighbor,
+                                             sv_knn.similarity, iteration))
             origin.append(np.full(parts[-1].num_proposals, index))
             index += 1
             bar.update()
