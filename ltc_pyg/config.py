@@ -53,6 +53,11 @@ class KNNConfig:
         if self.method not in KNN_METHODS:
             raise ValueError(f"knn.method must be one of {KNN_METHODS} "
                              f"(got '{self.method}')")
+        for name in ('num_lists', 'num_probes', 'ef_search', 'hnsw_m'):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f'knn.{name} must be at least 1 (got '
+                                 f'{value})')
 
     def search_kwargs(self) -> dict[str, Any]:
         r"""The arguments of :func:`~ltc_pyg.graph.knn.knn_search` besides
@@ -151,6 +156,9 @@ def to_dict(config: Any) -> dict[str, Any]:
 def load_config(path: str | Path) -> RunConfig:
     r"""Reads a YAML run config (``yaml.safe_load``)."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f'Config path {path} is a directory, not a '
+                                f'file')
     if not path.is_file():
         raise FileNotFoundError(f'Config file not found: {path}')
     try:

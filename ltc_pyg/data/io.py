@@ -18,13 +18,20 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, NamedTuple
 
 import numpy as np
 
-from ltc_pyg.data.validation import check_features, check_knn, check_labels
+from ltc_pyg.data.validation import (
+    check_features,
+    check_knn,
+    check_knn_distances,
+    check_labels,
+)
 
 PathLike = str | os.PathLike
 
@@ -47,34 +54,112 @@ class KNN(NamedTuple):
 @contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator[IO]:
     r"""Opens a temporary file beside ``path`` and renames it onto ``path``
-    when the block succeeds; on any error the temporary file is removed and
-    ``path`` is left as it was."""
+    when the block succeeds; on any error (``KeyboardInterrupt`` and the
+    CLI's SIGTERM exit included) the temporary file is removed and ``path``
+    is left as it was.
+
+    An existing destination keeps its permission bits (a 0600 file stays
+    0600); a new one gets ``0666`` minus the umask. A symlink is written
+    *through*: its target is replaced and the link itself stays, so a
+    ``latest.pth -> run3.pth`` link keeps pointing where it pointed.
+    """
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
-                               suffix='.tmp')
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; use the umask
     try:
+        permissions = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        permissions = 0o666 & ~umask
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
+                                   suffix='.tmp')
+        os.chmod(tmp, permissions)  # mkstemp creates 0600
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
 
 
 def _existing_file(path: PathLike, what: str) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f'{what} path {path} is a directory, not a '
+                                f'file')
     if not path.is_file():
         raise FileNotFoundError(f'{what} file not found: {path}')
     if path.stat().st_size == 0:
         raise ValueError(f'{what} file is empty: {path}')
     return path
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    r"""Shape, dtype and data offset of a ``.npy`` file, read from its
+    header only, so that object arrays and truncated files are reported
+    before numpy touches the data."""
+    with open(path, 'rb') as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0
+                           if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(f)
+        except (ValueError, EOFError, SyntaxError) as error:
+            raise ValueError(f'{path} is not a readable .npy file '
+                             f'({str(error).splitlines()[0]})') from None
+        return shape, dtype, f.tell()
+
+
+def _read_npy_features(path: Path) -> np.ndarray:
+    shape, dtype, offset = _npy_header(path)
+    if dtype.hasobject:
+        raise ValueError(f'{path} holds Python objects (dtype {dtype}), not '
+                         f'numbers; save the features as a float32 array')
+    if dtype.kind not in 'fiu':
+        raise ValueError(f'{path} has dtype {dtype}; features must be '
+                         f'numbers (float32)')
+    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    size = path.stat().st_size
+    if size < expected:
+        raise ValueError(f'{path} is truncated: its header says {shape} '
+                         f'{dtype} ({expected} bytes) but the file has {size} '
+                         f'bytes')
+    x = np.load(path, mmap_mode='r')
+    return x if x.dtype == np.float32 else x.astype(np.float32)
+
+
+def _float64_rows(path: Path, dim: int) -> int | None:
+    r"""If the start of a raw ``.bin`` file reads as plausible float64 but
+    implausible float32 (exponent bits split across two float32 words),
+    returns the row count it would have as float64 ``[N, dim]``."""
+    size = path.stat().st_size
+    if size % (8 * dim):
+        return None
+    with open(path, 'rb') as f:
+        head = f.read(min(size, 8 * dim * 64))
+    as64 = np.frombuffer(head, dtype=np.float64)
+    as32 = np.frombuffer(head, dtype=np.float32)
+    nonzero64 = np.abs(as64[as64 != 0])
+    plausible64 = (np.isfinite(as64).all() and nonzero64.size > 0
+                   and nonzero64.min() > 1e-30 and nonzero64.max() < 1e6)
+    finite32 = np.isfinite(as32)
+    magnitude = np.abs(as32[finite32 & (as32 != 0)])
+    # float64 words split in two: the low halves of round numbers are 0, of
+    # others random bits (float32 values of absurd magnitude).
+    implausible32 = (not finite32.all()
+                     or ((as32[0::2] == 0).all() and (as32[1::2] != 0).all())
+                     or magnitude.max(initial=0) > 1e6
+                     or (magnitude < 1e-30).mean() > 0.25)
+    return size // (8 * dim) if plausible64 and implausible32 else None
 
 
 def read_features(path: PathLike, dim: int | None = None,
@@ -93,9 +178,7 @@ def read_features(path: PathLike, dim: int | None = None,
     """
     path = _existing_file(path, 'Features')
     if path.suffix == '.npy':
-        x = np.load(path, mmap_mode='r')
-        if x.dtype != np.float32:
-            x = x.astype(np.float32)
+        x = _read_npy_features(path)
         if dim is not None and x.ndim == 2 and x.shape[1] != dim:
             raise ValueError(f'{path} has {x.shape[1]} features per row but '
                              f'--dim {dim} was given')
@@ -109,6 +192,12 @@ def read_features(path: PathLike, dim: int | None = None,
                 f'{path} has {size} bytes, not a multiple of 4 * dim = '
                 f'{4 * dim} (float32 x {dim}); is the dimension right? '
                 f'{size / 4 / dim:.2f} rows would follow')
+        rows = _float64_rows(path, dim)
+        if rows is not None:
+            raise ValueError(
+                f'{path} looks like float64, not the raw float32 of a .bin '
+                f'file ({size} bytes = {rows} float64 rows of {dim}); convert '
+                f'it, e.g. np.fromfile(path).astype(np.float32).tofile(path)')
         x = np.memmap(path, dtype=np.float32, mode='r',
                       shape=(size // (4 * dim), dim))
     if check:
@@ -146,13 +235,16 @@ def read_labels(path: PathLike, num_nodes: int | None = None) -> np.ndarray:
         lines.pop()
     try:
         labels = np.array(lines, dtype=np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):
         for number, line in enumerate(lines, start=1):
             try:
-                int(line)
+                value = int(line)
             except ValueError:
                 raise ValueError(f'{path}:{number}: expected one integer '
                                  f'label per line (got {line!r})') from None
+            if not -2**63 <= value < 2**63:
+                raise ValueError(f'{path}:{number}: label {value} does not '
+                                 f'fit in int64 (|label| < 2^63)') from None
         raise
     check_labels(labels, num_nodes, source=str(path))
     return labels
@@ -181,28 +273,63 @@ def read_knn(path: PathLike, num_nodes: int | None = None,
         k (int, optional): Expected ``k``.
     """
     path = _existing_file(path, 'kNN')
-    try:
-        with np.load(path) as npz:
-            if 'data' not in npz.files:
-                raise ValueError(f"{path} has no key 'data' (keys: "
-                                 f'{npz.files}); not a kNN file of the '
-                                 f'original layout')
-            data = npz['data']
-    except (OSError, EOFError) as error:
-        raise ValueError(f'{path} is not a readable .npz file: '
-                         f'{error}') from None
-    if data.ndim != 3 or data.shape[1] != 2:
-        raise ValueError(f'{path}: expected data of shape [N, 2, k] '
-                         f'(got {data.shape})')
+    with _open_npz(path) as npz:
+        if 'data' not in npz.files:
+            raise ValueError(f"{path} has no key 'data' (keys: {npz.files}); "
+                             f'not a kNN file of the original layout')
+        data = _npz_array(npz, 'data', path)
+    if data.dtype.kind != 'f':
+        raise ValueError(f'{path}: kNN data has dtype {data.dtype}; the '
+                         f'original layout stores float ids and cosine '
+                         f'distances (float64)')
+    if data.ndim != 3 or data.shape[1] != 2 or data.shape[2] == 0:
+        raise ValueError(f'{path}: expected data of shape [N, 2, k] with '
+                         f'k >= 1 (got {data.shape})')
     ids, distance = data[:, 0, :], data[:, 1, :]
     if not np.isfinite(ids).all() or not np.array_equal(ids, np.round(ids)):
         raise ValueError(f'{path}: neighbour ids must be whole numbers')
     neighbor = ids.astype(np.int64)
+    check_knn(neighbor, distance, num_nodes, k, source=str(path))
+    check_knn_distances(neighbor, distance, source=str(path))
     similarity = (1.0 - distance).astype(np.float32)
-    check_knn(neighbor, similarity, num_nodes, k, source=str(path))
     order = np.argsort(-similarity, axis=1, kind='stable')
     return KNN(np.take_along_axis(neighbor, order, axis=1),
                np.take_along_axis(similarity, order, axis=1))
+
+
+@contextlib.contextmanager
+def _open_npz(path: Path) -> Iterator[np.lib.npyio.NpzFile]:
+    r"""``np.load`` of an ``.npz`` file, with truncated or corrupt archives
+    reported as :class:`ValueError` naming the file."""
+    try:
+        npz = np.load(path)
+    except ValueError as error:
+        if 'pickle' in str(error):
+            raise ValueError(f'{path} holds pickled Python objects, not a '
+                             f'.npz archive') from None
+        raise ValueError(f'{path} is not a readable .npz file (truncated or '
+                         f'corrupt? {str(error).splitlines()[0]})') from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f'{path} is not a readable .npz file (truncated or '
+                         f'corrupt? {str(error).splitlines()[0]})') from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError(f'{path} is a .npy array, not a .npz archive')
+    with npz:
+        yield npz
+
+
+def _npz_array(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
+    try:
+        return npz[key]
+    except ValueError as error:
+        if 'allow_pickle' in str(error):
+            raise ValueError(f"{path}: '{key}' holds Python objects, not "
+                             f'numbers') from None
+        raise ValueError(f"{path}: '{key}' is unreadable (truncated or "
+                         f'corrupt? {str(error).splitlines()[0]})') from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise ValueError(f"{path}: '{key}' is unreadable (truncated or "
+                         f'corrupt? {str(error).splitlines()[0]})') from None
 
 
 def write_knn(path: PathLike, knn: KNN, **metadata: str) -> None:
@@ -224,5 +351,7 @@ def write_knn(path: PathLike, knn: KNN, **metadata: str) -> None:
 def read_knn_metadata(path: PathLike) -> dict[str, str]:
     r"""Returns the string metadata stored beside ``data`` in a kNN file
     (empty for files written by the original code)."""
-    with np.load(_existing_file(path, 'kNN')) as npz:
-        return {key: str(npz[key]) for key in npz.files if key != 'data'}
+    path = _existing_file(path, 'kNN')
+    with _open_npz(path) as npz:
+        return {key: str(_npz_array(npz, key, path)) for key in npz.files
+                if key != 'data'}

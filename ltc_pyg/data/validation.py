@@ -131,6 +131,60 @@ def check_knn(neighbor: ArrayLike, similarity: ArrayLike,
                          f'outside [0, {rows - 1}]')
 
 
+# Cosine distances of float32 unit vectors stray this far outside [0, 2].
+_DISTANCE_TOLERANCE = 1e-3
+
+
+def check_knn_distances(neighbor: np.ndarray, distance: np.ndarray,
+                        source: str | None = None) -> None:
+    r"""Checks the content of a kNN file's cosine distances
+    :math:`d_{ij} = 1 - \cos(x_i, x_j)`, ``[num_nodes, k]`` each.
+
+    Rejects NaN/Inf, distances outside :math:`[0, 2]` (up to float32
+    rounding) and rows that do not start with the node itself at distance
+    ~0, the convention of ``faiss_k_<k>.npz`` files. When column 0 sits at
+    distance ~1 or rows grow more similar to the right, the message asks
+    whether similarities were stored instead of distances.
+
+    Args:
+        neighbor (np.ndarray): Neighbour ids, int64 ``[num_nodes, k]``.
+        distance (np.ndarray): Cosine distances ``[num_nodes, k]``.
+        source (str, optional): File the arrays came from, for messages.
+    """
+    where = _where(source)
+    finite = np.isfinite(distance).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ValueError(f'kNN{where} has NaN/Inf distances in {bad.size} of '
+                         f'{distance.shape[0]} rows (first: '
+                         f'{bad[:5].tolist()})')
+    first = float(np.median(distance[:, 0]))
+    hint = ''
+    if first > 0.5 or (distance[:, 0] > distance[:, -1]).mean() > 0.5:
+        hint = (f'; column 0 (the node itself) has median distance '
+                f'{first:.3f}, not ~0: was the file written as similarities '
+                f'instead of cosine distances (1 - similarity)?')
+    low, high = float(distance.min()), float(distance.max())
+    if low < -_DISTANCE_TOLERANCE or high > 2 + _DISTANCE_TOLERANCE:
+        raise ValueError(f'kNN{where} has distances in [{low:.4g}, '
+                         f'{high:.4g}], outside [0, 2] of cosine distances'
+                         f'{hint}')
+    rows = np.arange(neighbor.shape[0])
+    is_self = neighbor == rows[:, None]
+    # A duplicate may precede the node itself at the same distance.
+    self_first = (neighbor[:, 0] == rows) | (
+        is_self.any(axis=1) & (np.abs(distance[:, 0]) <= _DISTANCE_TOLERANCE))
+    self_close = np.abs(distance[:, 0]) <= _DISTANCE_TOLERANCE
+    bad = np.flatnonzero(~(self_first & self_close))
+    if bad.size:
+        row = int(bad[0])
+        raise ValueError(
+            f'kNN{where}: {bad.size} of {neighbor.shape[0]} rows do not start '
+            f'with the node itself at distance ~0 (row {row} starts with '
+            f'node {int(neighbor[row, 0])} at distance '
+            f'{float(distance[row, 0]):.4g}){hint}')
+
+
 def check_k(k: int, num_nodes: int, source: str | None = None) -> None:
     r"""Checks that ``1 <= k <= num_nodes`` (``k`` counts the node itself,
     as in the original ``faiss_k_<k>.npz`` files)."""

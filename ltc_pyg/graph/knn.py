@@ -35,10 +35,23 @@ DEFAULT_CHUNK_SIZE = 16384
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     r"""Returns a float32 copy of ``x`` with unit-norm rows,
-    :math:`x_i / \lVert x_i \rVert_2`."""
+    :math:`x_i / \lVert x_i \rVert_2`.
+
+    Rows whose float32 norm is not finite or lies outside
+    :math:`[10^{-15}, 10^{15}]` (where float32 squares under- or overflow:
+    norms below ~1e-21 or above ~1e19 come out wrong) are normalised in
+    float64, whose range holds the square of every float32; other rows keep
+    the float32 result bit for bit.
+    """
     x = np.array(x, dtype=np.float32, copy=True)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    np.divide(x, np.maximum(norm, np.finfo(np.float32).tiny), out=x)
+    with np.errstate(over='ignore', under='ignore'):
+        norm = np.linalg.norm(x, axis=1)
+    extreme = np.flatnonzero(~np.isfinite(norm) | (norm < 1e-15)
+                             | (norm > 1e15))
+    wide = x[extreme].astype(np.float64)
+    np.divide(x, np.maximum(norm, np.finfo(np.float32).tiny)[:, None], out=x)
+    wide_norm = np.linalg.norm(wide, axis=1, keepdims=True)
+    x[extreme] = wide / np.maximum(wide_norm, np.finfo(np.float64).tiny)
     return x
 
 
@@ -92,6 +105,16 @@ def _build_index(x: np.ndarray, method: str, device: str, num_lists: int | None,
     return index
 
 
+def check_search_params(**values: int | None) -> None:
+    r"""Checks that the given faiss index sizes (``num_lists``,
+    ``num_probes``, ``hnsw_m``, ``ef_search``, ...) are at least 1; ``None``
+    means "the default" and passes."""
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise ValueError(f"kNN search parameter '{name}' must be at least "
+                             f'1 (got {value})')
+
+
 def knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
                device: str = 'cpu', num_lists: int | None = None,
                num_probes: int = 64, hnsw_m: int = 32, ef_search: int = 256,
@@ -130,6 +153,9 @@ def knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
     check_features(x)
     num_nodes = x.shape[0]
     check_k(k, num_nodes)
+    check_search_params(num_lists=num_lists, num_probes=num_probes,
+                        hnsw_m=hnsw_m, ef_search=ef_search,
+                        ef_construction=ef_construction)
     x = l2_normalize(x) if normalize else np.ascontiguousarray(x, np.float32)
     if progress_bar is None:
         progress_bar = num_nodes > 50_000
@@ -258,9 +284,10 @@ def cached_knn_search(x: np.ndarray, k: int, path: str | os.PathLike,
 
     A cache is reused only when it was built from the same features (same
     fingerprint), the same ``k`` and the same ``method``; otherwise it is
-    rebuilt and overwritten, with a warning saying why. A file without
-    metadata (written by the original code) is trusted when its shape
-    matches, with a warning.
+    rebuilt and overwritten, with a warning saying why; so is a truncated or
+    corrupt cache of ours. A file without metadata (written by the original
+    code) is trusted when its shape matches, with a warning, and reported
+    (not overwritten) when it does not read.
 
     Args:
         x (np.ndarray): Features ``[N, D]``.
@@ -270,26 +297,40 @@ def cached_knn_search(x: np.ndarray, k: int, path: str | os.PathLike,
         **kwargs: Passed to :func:`knn_search`.
     """
     path = Path(path)
-    key = fingerprint(x)
+    metadata = knn_metadata(x, k, method)
+    stored = None
     if path.is_file():
-        metadata = read_knn_metadata(path)
-        if not metadata:
-            warnings.warn(f'{path} has no fingerprint (written by the original '
-                          f'code?); reusing it as is', stacklevel=2)
-            return read_knn(path, num_nodes=x.shape[0], k=k)
-        stored = (metadata.get('fingerprint'), metadata.get('method'),
-                  metadata.get('k'))
-        if stored == (key, method, str(k)):
-            logger.info('Reusing the kNN cache %s', path)
-            return read_knn(path, num_nodes=x.shape[0], k=k)
-        reasons = [name for name, old, new in zip(
-            ('features', 'method', 'k'), stored, (key, method, str(k)),
-            strict=True) if old != new]
-        warnings.warn(f'{path} was built for other {", ".join(reasons)}; '
-                      f'rebuilding it', stacklevel=2)
+        try:
+            stored = read_knn_metadata(path)
+            if stored == {}:
+                warnings.warn(f'{path} has no fingerprint (written by the '
+                              f'original code?); reusing it as is',
+                              stacklevel=2)
+                return read_knn(path, num_nodes=x.shape[0], k=k)
+            if stored == metadata:
+                logger.info('Reusing the kNN cache %s', path)
+                return read_knn(path, num_nodes=x.shape[0], k=k)
+            reasons = [name for name, key in (
+                ('features', 'fingerprint'), ('method', 'method'), ('k', 'k'))
+                if stored.get(key) != metadata[key]]
+            warnings.warn(f'{path} was built for other {", ".join(reasons)}; '
+                          f'rebuilding it', stacklevel=2)
+        except ValueError as error:
+            if stored == {}:  # not ours: report, do not overwrite
+                raise
+            warnings.warn(f'The kNN cache is unusable ({error}); rebuilding '
+                          f'it', stacklevel=2)
     knn = knn_search(x, k, method=method, **kwargs)
-    write_knn(path, knn, fingerprint=key, method=method, k=str(k))
+    write_knn(path, knn, **metadata)
     return knn
+
+
+def knn_metadata(x: np.ndarray, k: int, method: str) -> dict[str, str]:
+    r"""The metadata that identifies a kNN file as built from ``x``
+    (L2-normalised, as searched) with ``k`` and ``method``: stored by
+    :func:`cached_knn_search` and ``ltc-pyg knn``, so that either's file is
+    recognised as a cache."""
+    return {'fingerprint': fingerprint(x), 'method': method, 'k': str(k)}
 
 
 def knn_recall(approximate: KNN, exact: KNN) -> float:

@@ -24,7 +24,25 @@ def evaluate(labels_true: np.ndarray,
     return dict(zip(METRIC_KEYS, map(float, values), strict=True))
 
 
+def evaluate_known(labels_true: np.ndarray, labels_pred: np.ndarray
+                   ) -> tuple[dict[str, float], int]:
+    r""":func:`evaluate` on the samples whose true label is known: rows
+    with ``labels_true == -1`` (unknown, as in the ``.meta`` layout) are left
+    out rather than scored as one identity.
+
+    Returns:
+        tuple: The metrics (all NaN when no label is known) and the number of
+        rows left out.
+    """
+    labels_true, labels_pred = np.asarray(labels_true), np.asarray(labels_pred)
+    known = labels_true != -1
+    num_unknown = int(known.size - known.sum())
+    if not known.any():
+        return dict.fromkeys(METRIC_KEYS, float('nan')), num_unknown
+    return evaluate(labels_true[known], labels_pred[known]), num_unknown
+
+
 __all__ = [
     'Contingency', 'contingency', 'PRF', 'pairwise', 'bcubed', 'nmi',
-    'evaluate', 'METRIC_KEYS',
+    'evaluate', 'evaluate_known', 'METRIC_KEYS',
 ]

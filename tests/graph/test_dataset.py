@@ -33,7 +33,7 @@ def test_original_knn_file_is_used_as_is(tmp_path):
     write_features(tmp_path / 'features' / 'toy.bin', X)
     # An original-layout file without fingerprint: trusted, with a warning.
     original = KNN(np.array([[0, 2], [1, 3], [2, 0], [3, 1]]),
-                   np.full((4, 2), .5, np.float32))
+                   np.tile(np.array([1, .5], np.float32), (4, 1)))
     write_knn(tmp_path / 'knns' / 'toy' / 'faiss_k_2.npz', original)
     dataset = FaceClusteringDataset(tmp_path, 'toy', dim=2, k=2,
                                     transform=KNNAffinityGraph(k=2))
