@@ -7,27 +7,42 @@ Sub-commands::
     ltc-pyg train     NAME: features + labels -> checkpoint
     ltc-pyg cluster   --method NAME: features -> predicted .meta + report
 
-Bad input exits with code 2 and one line naming the file and the numbers;
-nothing is written on failure (every write is atomic).
+Bad input exits with code 2 and one line naming the file or flag and the
+numbers; an output that would overwrite an input, or that cannot be written,
+is refused before any work starts; a command's outputs appear together, only
+when it succeeds (see :mod:`ltc_pyg.pipelines.outputs`). Ctrl-C exits 130 and
+SIGTERM 143, each with one line and no temporary file left behind. Anything
+else is a bug: one line asking to rerun with ``-v`` (or
+``LTC_PYG_DEBUG=1``), which show the traceback.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
+import torch
 import yaml
 
-from ltc_pyg.config import KNNConfig, RunConfig, load_config
+from ltc_pyg.config import KNNConfig, RunConfig, from_dict, load_config
 from ltc_pyg.data.io import read_features, read_labels, write_knn, write_labels
-from ltc_pyg.graph.knn import KNN_METHODS, knn_search
-from ltc_pyg.metrics import evaluate
+from ltc_pyg.graph.knn import (
+    KNN_METHODS,
+    knn_metadata,
+    knn_search,
+    l2_normalize,
+)
+from ltc_pyg.metrics import evaluate_known
 from ltc_pyg.pipelines.estimator import threshold_sweep
 from ltc_pyg.pipelines.methods import METHODS, get_method
+from ltc_pyg.pipelines.outputs import Outputs
 from ltc_pyg.pipelines.plots import write_report_dir
 from ltc_pyg.pipelines.report import (
     StageTimer,
@@ -50,6 +65,11 @@ EPILOG = '''examples:
 
 class UserError(Exception):
     r"""Bad input from the command line (exit code 2)."""
+
+
+class Terminated(BaseException):
+    r"""SIGTERM, raised in the main thread so that ``finally`` blocks and
+    context managers remove temporary files before the exit (code 143)."""
 
 
 def _add_features_args(parser: argparse.ArgumentParser) -> None:
@@ -180,12 +200,45 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition('=')
         if not sep or not key:
             raise UserError(f"--param expects KEY=VALUE (got '{pair}')")
-        params[key.strip()] = yaml.safe_load(value)
+        try:
+            params[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            problem = getattr(error, 'problem', None) or 'not valid YAML'
+            raise UserError(f"--param '{pair}': the value is not valid YAML "
+                            f'({problem})') from None
     return params
 
 
+def _check_params(method: str, params: dict[str, Any], source: str) -> None:
+    r"""Checks ``params`` against ``method``'s parameter dataclass now, so
+    that a bad value fails before any work, naming where it came from."""
+    try:
+        from_dict(get_method(method).Params, params, f'{method} params')
+    except (TypeError, ValueError) as error:
+        raise UserError(f'{source}: {error}') from None
+
+
+def check_device(device: str, source: str = '--device') -> None:
+    r"""Checks a torch/faiss device string: ``'cpu'``, or ``'cuda[:i]'``
+    with that GPU present."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UserError(f"{source} '{device}' is not a device; use 'cpu' or "
+                        f"'cuda[:i]'") from None
+    if parsed.type not in ('cpu', 'cuda'):
+        raise UserError(f"{source} '{device}' is not supported; use 'cpu' or "
+                        f"'cuda[:i]'")
+    if parsed.type == 'cuda':
+        count = torch.cuda.device_count()
+        if count == 0 or (parsed.index or 0) >= count:
+            raise UserError(f"{source} '{device}': this machine has {count} "
+                            f'CUDA device(s)')
+
+
 def _run_config(args: argparse.Namespace, method: str | None) -> RunConfig:
-    r"""Merges ``--config`` with the flags (flags win)."""
+    r"""Merges ``--config`` with the flags (flags win) and checks the
+    result before any work."""
     config = load_config(args.config) if args.config else None
     if method is None:
         if config is None:
@@ -196,19 +249,31 @@ def _run_config(args: argparse.Namespace, method: str | None) -> RunConfig:
                         f"'{method}'")
     get_method(method)  # fails early on unknown names
     knn = config.knn if config else KNNConfig()
-    if args.k is not None:
-        knn = dataclasses.replace(knn, k=args.k)
-    if args.knn_method is not None:
-        knn = dataclasses.replace(knn, method=args.knn_method)
+    try:
+        if args.k is not None:
+            knn = dataclasses.replace(knn, k=args.k)
+        if args.knn_method is not None:
+            knn = dataclasses.replace(knn, method=args.knn_method)
+    except ValueError as error:
+        raise UserError(f'--k: {error}') from None
     params = dict(config.params) if config else {}
+    if config is not None:
+        _check_params(method, params, str(args.config))
+    flags = [flag for flag, given in (('--threshold', args.threshold),
+                                      ('--param', args.param)) if given]
     if args.threshold is not None:
         params['threshold'] = args.threshold
     params.update(_parse_params(args.param))
+    if flags:
+        _check_params(method, params, ' / '.join(flags))
+    device = args.device or (config.device if config else 'cpu')
+    check_device(device, '--device' if args.device else
+                 f'{args.config}: device' if config else '--device')
     return RunConfig(
         method=method, knn=knn, params=params,
         seed=args.seed if args.seed is not None else (config.seed if config
                                                       else 0),
-        device=args.device or (config.device if config else 'cpu'))
+        device=device)
 
 
 def _read_inputs(args: argparse.Namespace, timer: StageTimer,
@@ -222,11 +287,28 @@ def _read_inputs(args: argparse.Namespace, timer: StageTimer,
 
 
 def _knn(args: argparse.Namespace) -> None:
-    features = read_features(args.features, args.dim)
-    knn = knn_search(features, args.k, args.method, device=args.device,
-                     num_probes=args.num_probes, ef_search=args.ef_search)
-    write_knn(args.out, knn)
+    for flag, value in (('--k', args.k), ('--num-probes', args.num_probes),
+                        ('--ef-search', args.ef_search)):
+        if value < 1:
+            raise UserError(f'{flag} must be at least 1 (got {value})')
+    check_device(args.device)
+    with Outputs({'--features': args.features}, {'--out': args.out}) as out:
+        features = read_features(args.features, args.dim)
+        knn = knn_search(features, args.k, args.method, device=args.device,
+                         num_probes=args.num_probes,
+                         ef_search=args.ef_search)
+        metadata = knn_metadata(l2_normalize(features), args.k, args.method)
+        with out.stage('--out') as path:
+            write_knn(path, knn, **metadata)
+        out.commit()
     logger.info('Wrote %s: %d x %d neighbours', args.out, *knn.neighbor.shape)
+
+
+def _note_unknown(num_unknown: int, num_nodes: int, path: Path) -> None:
+    if num_unknown:
+        print(f'note: {num_unknown} of {num_nodes} samples have label -1 '
+              f'(unknown) in {path}; they are left out of the scores',
+              file=sys.stderr)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -235,15 +317,28 @@ def _evaluate(args: argparse.Namespace) -> None:
     if labels_true.size != labels_pred.size:
         raise UserError(f'{args.labels_true} has {labels_true.size} labels '
                         f'but {args.labels_pred} has {labels_pred.size}')
-    metrics = evaluate(labels_true, labels_pred)
+    metrics, num_unknown = evaluate_known(labels_true, labels_pred)
+    _note_unknown(num_unknown, labels_true.size, args.labels_true)
     if args.json:
         print(dumps_json(metrics))
     else:
         print(format_table([metrics], list(metrics)))
 
 
+def _inputs(args: argparse.Namespace) -> dict[str, Path | None]:
+    r"""The input files of ``train`` / ``cluster``, by flag."""
+    return {'--features': args.features, '--labels': args.labels,
+            '--knn': args.knn, '--config': args.config,
+            '--checkpoint': getattr(args, 'checkpoint', None),
+            '--resume': getattr(args, 'resume', None)}
+
+
 def _train(args: argparse.Namespace) -> None:
     config = _run_config(args, args.name)
+    # The checkpoint is saved as training goes (train.save_every), so it is
+    # not staged; continuing a run in place (--resume X --out X) is allowed.
+    Outputs(_inputs(args), {'--out': args.out, '--knn-cache': args.knn_cache},
+            allowed={('--out', '--resume')})
     timer = StageTimer()
     features, labels = _read_inputs(args, timer, args.labels)
     progress = False if args.no_progress else None
@@ -261,26 +356,38 @@ def _train(args: argparse.Namespace) -> None:
 
 def _cluster(args: argparse.Namespace) -> None:
     config = _run_config(args, args.method)
-    timer = StageTimer()
-    features, labels = _read_inputs(args, timer, args.labels)
-    progress = False if args.no_progress else None
-    method = make_method(config.method, config.params or None,
-                         checkpoint=args.checkpoint, device=config.device,
-                         seed=config.seed, progress_bar=progress)
-    graph = build_graph(features, config.knn, labels, knn_path=args.knn,
-                        cache_path=args.knn_cache, device=config.device,
-                        timer=timer, progress_bar=progress)
-    result = cluster(graph, method, timer, config.knn)
-    write_labels(args.out, result.labels)
-    if args.report and args.report.suffix == '.json':
-        write_json(args.report, result.report)
-    elif args.report:
-        # Learned methods would re-run their model per value: API only.
-        sweep = (threshold_sweep(graph, method)
-                 if labels is not None and not method.trainable else None)
-        write_report_dir(args.report, result.report, result.labels, labels,
-                         sweep=sweep)
+    report_dir = args.report is not None and args.report.suffix != '.json'
+    with Outputs(_inputs(args), {'--out': args.out, '--report': args.report,
+                                 '--knn-cache': args.knn_cache},
+                 directories={'--report'} if report_dir else set()) as out:
+        timer = StageTimer()
+        features, labels = _read_inputs(args, timer, args.labels)
+        progress = False if args.no_progress else None
+        method = make_method(config.method, config.params or None,
+                             checkpoint=args.checkpoint,
+                             device=config.device, seed=config.seed,
+                             progress_bar=progress)
+        graph = build_graph(features, config.knn, labels, knn_path=args.knn,
+                            cache_path=args.knn_cache, device=config.device,
+                            timer=timer, progress_bar=progress)
+        result = cluster(graph, method, timer, config.knn)
+        with out.stage('--out') as path:
+            write_labels(path, result.labels)
+        if args.report and not report_dir:
+            with out.stage('--report') as path:
+                write_json(path, result.report)
+        elif args.report:
+            # Learned methods would re-run their model per value: API only.
+            sweep = (threshold_sweep(graph, method)
+                     if labels is not None and not method.trainable else None)
+            with out.stage('--report') as path:
+                write_report_dir(path, result.report, result.labels, labels,
+                                 sweep=sweep)
+        out.commit()
     report = result.report
+    if labels is not None:
+        _note_unknown(report['num_unknown_labels'], report['num_nodes'],
+                      args.labels)
     print(f"{report['method']}: {report['num_clusters']} clusters of "
           f"{report['num_nodes']} samples in {report['total_seconds']:.1f} s "
           f"(peak RSS {report['peak_rss_gb']:.2f} GB) -> {args.out}")
@@ -292,6 +399,22 @@ COMMANDS = {'knn': _knn, 'evaluate': _evaluate, 'train': _train,
             'cluster': _cluster}
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def _one_line(error: BaseException) -> str:
+    r"""The first line of an error's message; for an :class:`OSError` from
+    the system, its reason and file (``No space left on device: x.npz``)."""
+    if isinstance(error, OSError) and error.strerror:
+        message = error.strerror
+        if error.filename is not None:
+            message += f': {error.filename}'
+    else:
+        message = str(error) or type(error).__name__
+    return message.splitlines()[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     level = (logging.WARNING if args.quiet else
@@ -299,15 +422,32 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format='%(levelname)s %(name)s: '
                         '%(message)s', stream=sys.stderr)
     logging.captureWarnings(True)
+    debug = args.verbose > 0 or os.environ.get('LTC_PYG_DEBUG', '') not in (
+        '', '0')
+    prefix = f'ltc-pyg {args.command}'
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         COMMANDS[args.command](args)
-    except (UserError, ValueError, TypeError, FileNotFoundError,
-            IsADirectoryError, PermissionError) as error:
+    except (UserError, ValueError, TypeError, OSError) as error:
         if args.verbose > 1:
             raise
-        message = str(error).splitlines()[0] if str(error) else repr(error)
-        print(f'ltc-pyg {args.command}: error: {message}', file=sys.stderr)
+        print(f'{prefix}: error: {_one_line(error)}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f'{prefix}: interrupted', file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f'{prefix}: terminated', file=sys.stderr)
+        return 143
+    except Exception as error:
+        if debug:
+            raise
+        print(f'{prefix}: internal error: {type(error).__name__}: '
+              f'{_one_line(error)} (a bug; rerun with -v or LTC_PYG_DEBUG=1 '
+              f'for the traceback)', file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -10,6 +10,7 @@ r"""The pipeline API that the CLI, the examples and users' code call:
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ltc_pyg.data.io import read_knn
 from ltc_pyg.data.validation import check_features, check_labels
 from ltc_pyg.graph.dataset import affinity_data
 from ltc_pyg.graph.knn import cached_knn_search, knn_search, l2_normalize
-from ltc_pyg.metrics import evaluate
+from ltc_pyg.metrics import evaluate_known
 from ltc_pyg.pipelines.checkpoint import load_method, save_checkpoint
 from ltc_pyg.pipelines.methods import ClusteringMethod, build_method
 from ltc_pyg.pipelines.report import StageTimer
@@ -110,7 +111,9 @@ def cluster(graph: Data, method: ClusteringMethod,
 
     Args:
         graph (Data): From :func:`build_graph`; ``y`` (if present) is used
-            only for the metrics, never by the method.
+            only for the metrics, never by the method. Samples labelled
+            ``-1`` (unknown) are left out of the metrics; the report counts
+            them as ``num_unknown_labels``.
         method (ClusteringMethod): A built (and, if learned, trained) method.
         timer (StageTimer, optional): Holds earlier stages (reading, kNN) to
             include in the report.
@@ -125,17 +128,36 @@ def cluster(graph: Data, method: ClusteringMethod,
     if labels.shape != (graph.num_nodes,):
         raise RuntimeError(f"'{method.name}' returned {labels.shape} labels "
                            f'for {graph.num_nodes} nodes')
-    metrics = None
+    metrics = num_unknown = None
     if labels_true is not None:
         with timer('evaluate'):
-            metrics = evaluate(labels_true, labels)
+            metrics, num_unknown = evaluate_known(labels_true, labels)
     report = {'method': method.name, 'params': method.describe(),
               'knn': to_dict(knn) if knn else None,
               'knn_k': int(graph.knn_neighbor.size(1)),
               'num_nodes': int(graph.num_nodes),
               'num_clusters': int(np.unique(labels).size), 'metrics': metrics,
-              **timer.as_dict()}
+              'num_unknown_labels': num_unknown, **timer.as_dict()}
     return ClusterResult(labels, report)
+
+
+def _warn_degenerate_labels(labels: np.ndarray) -> None:
+    r"""Warns when the known training labels (not ``-1``) cannot teach
+    anything about clusters: one identity, or every identity a
+    singleton."""
+    known = labels[labels != -1]
+    if known.size == 0:
+        raise ValueError(f'All {labels.size} training labels are -1 '
+                         f'(unknown); nothing to learn from')
+    num_identities = np.unique(known).size
+    if num_identities == 1:
+        warnings.warn(f'All {known.size} labelled training samples have one '
+                      f'identity; the model sees no pair of different '
+                      f'identities to separate', stacklevel=3)
+    elif num_identities == known.size:
+        warnings.warn(f'All {known.size} labelled training samples are '
+                      f'singletons (each identity once); the model sees no '
+                      f'pair of one identity to link', stacklevel=3)
 
 
 def train(graph: Data, method: str, params: Any = None,
@@ -156,9 +178,11 @@ def train(graph: Data, method: str, params: Any = None,
     """
     if 'y' not in graph:
         raise ValueError(f"Training '{method}' needs labels")
+    _warn_degenerate_labels(graph.y.numpy())
     kwargs = dict(device=device, seed=seed, progress_bar=progress_bar)
     if resume is not None:
-        built = load_method(resume, method, params, **kwargs)[0]
+        built = load_method(resume, method, params, restore_rng=True,
+                            **kwargs)[0]
     else:
         built = build_method(method, params, **kwargs)
     if not built.trainable:
