@@ -147,6 +147,23 @@ def from_dict(cls: type[T], raw: dict[str, Any], where: str = '') -> T:
     return cls(**values)
 
 
+def check_ranges(config: Any, positive: tuple[str, ...] = (),
+                 fractions: tuple[str, ...] = ()) -> None:
+    r"""Checks fields of a config dataclass (for its ``__post_init__``):
+    each of ``positive`` (an int, or a tuple of ints such as layer sizes) is
+    at least 1, each of ``fractions`` lies in :math:`[0, 1]`; ``None``
+    passes. The error names the field and the value."""
+    for name in positive:
+        value = getattr(config, name)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(v is not None and v < 1 for v in values):
+            raise ValueError(f'{name} must be at least 1 (got {value!r})')
+    for name in fractions:
+        value = getattr(config, name)
+        if value is not None and not 0 <= value <= 1:
+            raise ValueError(f'{name} must lie in [0, 1] (got {value!r})')
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     r"""The plain-dict form of a config dataclass (for reports and
     checkpoints)."""

@@ -39,6 +39,7 @@ from torch_geometric.data import Batch, Data
 from tqdm.auto import tqdm
 
 from ltc_pyg.cluster.deoverlap import deoverlap
+from ltc_pyg.config import check_ranges
 from ltc_pyg.graph.knn import KNNMethod
 from ltc_pyg.graph.transforms import to_sparse_adjacency
 from ltc_pyg.nn.models import GCND, GCNS
@@ -148,6 +149,8 @@ class GCNDParams:
     def __post_init__(self) -> None:
         if not self.proposals:
             raise ValueError('gcn-d needs at least one proposal setting')
+        check_ranges(self, positive=('hidden_channels', 'inference_batch_size'),
+                     fractions=('dropout',))
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,10 @@ class GCNDSParams:
     inference_batch_size: int = 256
     train: DSTrainParams = field(default_factory=lambda: DSTrainParams(
         batch_size=16))
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=('hidden_channels', 'inference_batch_size'),
+                     fractions=('dropout',))
 
 
 def graph_proposals(graph: Data, params: GCNDParams, device: str = 'cpu',

@@ -40,6 +40,7 @@ from torch_geometric.typing import SparseTensor
 from tqdm.auto import tqdm
 
 from ltc_pyg.cluster.peaks import Peaks, confidence_to_peaks, peaks_to_labels
+from ltc_pyg.config import check_ranges
 from ltc_pyg.graph.confidence import ConfidenceMetric, confidence_targets
 from ltc_pyg.graph.knn import knn_search, l2_normalize
 from ltc_pyg.graph.transforms import (
@@ -151,6 +152,11 @@ class GCNVParams:
     sparse_layout: SparseLayout = 'csr'
     train: TrainParams = field(default_factory=TrainParams)
 
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=('hidden_channels', 'max_conn',
+                                     'gcn_feat_k', 'inference_batch_size'),
+                     fractions=('dropout',))
+
 
 @dataclass(frozen=True)
 class GCNVEParams:
@@ -180,6 +186,11 @@ class GCNVEParams:
     inference_batch_size: int = 2048
     train: TrainParams = field(default_factory=lambda: TrainParams(
         batch_size=32))
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=('hidden_channels', 'inference_batch_size'),
+                     fractions=('dropout', 'ignore_ratio',
+                                'train_ignore_ratio'))
 
 
 # The original projects' state-dict names -> ours.

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from ltc_pyg.cluster.dynamic_threshold import dynamic_threshold_components
 from ltc_pyg.cluster.merge import relabel_by_first_appearance
+from ltc_pyg.config import check_ranges
 from ltc_pyg.graph.transforms import to_sparse_adjacency
 from ltc_pyg.nn.models.lgcn import LGCN
 from ltc_pyg.pipelines.methods import ClusteringMethod
@@ -107,6 +108,7 @@ class LGCNParams:
 
     def __post_init__(self) -> None:
         PivotSubgraphs(self.k_at_hop, self.active_connection)  # checks them
+        check_ranges(self, positive=('hidden_channels',))
         if self.max_size < 1 or not 0 < self.step <= 1:
             raise ValueError(f'lgcn needs max_size >= 1 and step in (0, 1] '
                              f'(got max_size={self.max_size}, step='
