@@ -185,7 +185,7 @@ def read_features(path: PathLike, dim: int | None = None,
     else:
         if dim is None or dim < 1:
             raise ValueError(f'Reading raw features from {path} needs the '
-                             f'feature dimension (got dim={dim})')
+                             f'feature dimension, --dim (got {dim})')
         size = path.stat().st_size
         if size % (4 * dim) != 0:
             raise ValueError(

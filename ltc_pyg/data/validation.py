@@ -159,12 +159,13 @@ def check_knn_distances(neighbor: np.ndarray, distance: np.ndarray,
                          f'{distance.shape[0]} rows (first: '
                          f'{bad[:5].tolist()})')
     first = float(np.median(distance[:, 0]))
+    low, high = float(distance.min()), float(distance.max())
     hint = ''
-    if first > 0.5 or (distance[:, 0] > distance[:, -1]).mean() > 0.5:
+    if high <= 1 + _DISTANCE_TOLERANCE and (
+            first > 0.5 or (distance[:, 0] > distance[:, -1]).mean() > 0.5):
         hint = (f'; column 0 (the node itself) has median distance '
                 f'{first:.3f}, not ~0: was the file written as similarities '
                 f'instead of cosine distances (1 - similarity)?')
-    low, high = float(distance.min()), float(distance.max())
     if low < -_DISTANCE_TOLERANCE or high > 2 + _DISTANCE_TOLERANCE:
         raise ValueError(f'kNN{where} has distances in [{low:.4g}, '
                          f'{high:.4g}], outside [0, 2] of cosine distances'

@@ -88,10 +88,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         payload = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # torch raises many types for bad files
         # Torch's own message may advise turning the safety check off.
-        kind = ('holds Python objects other than tensors and containers'
-                if 'weights_only' in str(error).lower()
-                or 'Weights only' in str(error)
-                else 'is truncated or not a torch file')
+        kind = ('holds Python objects other than tensors and containers '
+                '(only those load: no pickled code runs)'
+                if 'Unsupported global' in str(error)
+                else 'is truncated, corrupt or not a torch file')
         raise ValueError(f'{path} is not a readable checkpoint: it {kind} '
                          f'({type(error).__name__})') from None
     if not isinstance(payload, dict):

@@ -27,8 +27,11 @@ from types import TracebackType
 
 
 def same_file(a: Path, b: Path) -> bool:
-    r"""Whether ``a`` and ``b`` name the same existing file (same device and
-    inode: hard links and symlinks included)."""
+    r"""Whether ``a`` and ``b`` name the same file: the same resolved path
+    (symlinks followed, ``..`` folded, also through folders that do not
+    exist yet) or the same device and inode (hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
     try:
         first, second = os.stat(a), os.stat(b)
     except OSError:
@@ -96,15 +99,12 @@ class Outputs:
         flags = list(self.paths)
         for i, (flag, path) in enumerate(self.paths.items()):
             for other, source in given.items():
-                if (flag, other) not in allowed and (
-                        same_file(path, source)
-                        or path.absolute() == source.absolute()):
+                if (flag, other) not in allowed and same_file(path, source):
                     raise ValueError(f'{flag} {path} is the input {other} '
                                      f'{source}; writing it would destroy the '
                                      f'input. Choose another output path')
             for other in flags[i + 1:]:
-                if (same_file(path, self.paths[other])
-                        or path.absolute() == self.paths[other].absolute()):
+                if same_file(path, self.paths[other]):
                     raise ValueError(f'{flag} and {other} name the same file '
                                      f'{path}')
             check_output(path, flag, flag in self.directories)
@@ -126,23 +126,25 @@ class Outputs:
         the block. An :class:`OSError` raised there (disk full, file too
         large) is re-raised naming ``flag`` and the destination."""
         path = self.paths[flag]
+        target = Path(os.path.realpath(path))
         try:
-            self._make_parents(path.parent)
+            self._make_parents(target.parent)
             if flag in self.directories:
-                tmp = Path(tempfile.mkdtemp(dir=path.parent,
-                                            prefix=f'.{path.name}.',
+                tmp = Path(tempfile.mkdtemp(dir=target.parent,
+                                            prefix=f'.{target.name}.',
                                             suffix='.tmp'))
             else:
-                fd, name = tempfile.mkstemp(dir=path.parent,
-                                            prefix=f'.{path.name}.',
+                fd, name = tempfile.mkstemp(dir=target.parent,
+                                            prefix=f'.{target.name}.',
                                             suffix='.tmp')
                 os.close(fd)
                 tmp = Path(name)
             self._staged[flag] = tmp
             yield tmp
         except OSError as error:
+            reason = os.strerror(error.errno) if error.errno else str(error)
             raise OSError(error.errno, f'cannot write {flag} {path}: '
-                          f'{error.strerror or error}') from None
+                          f'{reason}') from None
 
     def commit(self) -> None:
         r"""Moves every staged output onto its destination (file outputs by
@@ -150,15 +152,13 @@ class Outputs:
         writing through a symlink to its target; a directory output's files
         into the directory, keeping files already there)."""
         for flag, tmp in self._staged.items():
-            path = self.paths[flag]
+            path = Path(os.path.realpath(self.paths[flag]))
             if flag in self.directories:
                 path.mkdir(exist_ok=True)
                 for item in sorted(tmp.iterdir()):
                     os.replace(item, path / item.name)
                 tmp.rmdir()
                 continue
-            if path.is_symlink():
-                path = Path(os.path.realpath(path))
             if path.exists():
                 os.chmod(tmp, path.stat().st_mode & 0o7777)
             else:

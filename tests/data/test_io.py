@@ -143,3 +143,66 @@ def test_atomic_write_respects_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / 'l.meta').stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_write_keeps_the_mode_and_writes_through_symlinks(tmp_path):
+    target = tmp_path / 'labels.meta'
+    write_labels(target, np.array([0, 1]))
+    target.chmod(0o600)
+    link = tmp_path / 'latest.meta'
+    link.symlink_to(target)
+    write_labels(link, np.array([2, 3, 4]))
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text() == '2\n3\n4\n'
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'labels.meta', 'latest.meta']
+
+
+def test_atomic_write_removes_its_temp_file_on_interrupt(tmp_path):
+    path = tmp_path / 'x.bin'
+    path.write_bytes(b'old')
+    with pytest.raises(KeyboardInterrupt), atomic_write(path) as f:
+        f.write(b'new')
+        raise KeyboardInterrupt
+    assert path.read_bytes() == b'old'
+    assert [p.name for p in tmp_path.iterdir()] == ['x.bin']
+
+
+def test_float_sized_bin_of_float32_is_not_taken_for_float64(tmp_path):
+    # Sparse float32 rows split into float64 words look like denormals.
+    path = tmp_path / 'eye.bin'
+    np.eye(4, dtype=np.float32).tofile(path)
+    np.testing.assert_array_equal(read_features(path, dim=4), np.eye(4))
+
+
+def test_float64_bin_says_so(tmp_path):
+    path = tmp_path / 'x.bin'
+    np.random.default_rng(0).standard_normal((6, 4)).tofile(path)
+    with pytest.raises(ValueError, match=r'looks like float64.*192 bytes = '
+                       r'6 float64 rows of 4'):
+        read_features(path, dim=4)
+
+
+@pytest.mark.parametrize('distance, message', [
+    ([[0.0, 0.2], [0.0, 5.0]], r'distances in \[0, 5\], outside \[0, 2\] of '
+     r'cosine distances$'),
+    ([[1.0, 0.8], [1.0, -0.4]], r'outside \[0, 2\].*median distance 1.000'
+     r'.*written as similarities'),
+    ([[1.0, 0.8], [1.0, 0.4]], r'2 of 2 rows do not start with the node '
+     r'itself.*written as similarities'),
+    ([[0.0, np.nan], [0.0, 0.1]], r'NaN/Inf distances in 1 of 2 rows'),
+])
+def test_knn_distances_are_checked_by_content(tmp_path, distance, message):
+    path = tmp_path / 'k.npz'
+    ids = np.array([[0, 1], [1, 0]], dtype=np.float64)
+    np.savez(path, data=np.stack([ids, np.array(distance)], axis=1))
+    with pytest.raises(ValueError, match=message):
+        read_knn(path)
+
+
+def test_knn_duplicate_may_precede_the_node_itself(tmp_path):
+    path = tmp_path / 'k.npz'
+    ids = np.array([[1, 0], [0, 1]], dtype=np.float64)  # exact duplicates
+    np.savez(path, data=np.stack([ids, np.zeros((2, 2))], axis=1))
+    assert read_knn(path).neighbor.tolist() == [[1, 0], [0, 1]]

@@ -133,3 +133,16 @@ def test_fingerprint_sees_every_value():
     y[4, 1] = 1e-7
     assert fingerprint(X) != fingerprint(y)
     assert fingerprint(X) == fingerprint(X.copy())
+
+
+@pytest.mark.parametrize('scale', [1e-30, 1e-21, 1.0, 1e19, 1e30])
+def test_l2_normalize_extreme_norms(scale):
+    x = np.array([[3, 4], [-4, 3]], dtype=np.float32) * np.float32(scale)
+    np.testing.assert_allclose(l2_normalize(x), [[.6, .8], [-.8, .6]],
+                               rtol=1e-6)
+
+
+def test_l2_normalize_normal_rows_stay_float32_exact():
+    x = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
+    expected = x / np.linalg.norm(x, axis=1, keepdims=True)
+    np.testing.assert_array_equal(l2_normalize(x), expected)
