@@ -58,7 +58,9 @@ def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator[IO]:
     CLI's SIGTERM exit included) the temporary file is removed and ``path``
     is left as it was.
 
-    An existing destination keeps its permission bits (a 0600 file stays
+    An :class:`OSError` of the write itself (disk full, file too large) is
+    re-raised naming ``path``. An existing destination keeps its permission
+    bits (a 0600 file stays
     0600); a new one gets ``0666`` minus the umask. A symlink is written
     *through*: its target is replaced and the link itself stays, so a
     ``latest.pth -> run3.pth`` link keeps pointing where it pointed.
@@ -83,10 +85,14 @@ def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        if isinstance(error, OSError) and error.errno and not error.filename:
+            # Disk full, file too large: name the file, not the temp file.
+            raise OSError(error.errno, f'cannot write {path}: '
+                          f'{os.strerror(error.errno)}') from None
         raise
 
 

@@ -42,7 +42,7 @@ from ltc_pyg.graph.knn import (
 from ltc_pyg.metrics import evaluate_known
 from ltc_pyg.pipelines.estimator import threshold_sweep
 from ltc_pyg.pipelines.methods import METHODS, get_method
-from ltc_pyg.pipelines.outputs import Outputs
+from ltc_pyg.pipelines.outputs import Outputs, check_outputs
 from ltc_pyg.pipelines.plots import write_report_dir
 from ltc_pyg.pipelines.report import (
     StageTimer,
@@ -337,8 +337,9 @@ def _train(args: argparse.Namespace) -> None:
     config = _run_config(args, args.name)
     # The checkpoint is saved as training goes (train.save_every), so it is
     # not staged; continuing a run in place (--resume X --out X) is allowed.
-    Outputs(_inputs(args), {'--out': args.out, '--knn-cache': args.knn_cache},
-            allowed={('--out', '--resume')})
+    check_outputs(_inputs(args), {'--out': args.out,
+                                  '--knn-cache': args.knn_cache},
+                  allowed={('--out', '--resume')})
     timer = StageTimer()
     features, labels = _read_inputs(args, timer, args.labels)
     progress = False if args.no_progress else None

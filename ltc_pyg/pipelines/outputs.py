@@ -68,8 +68,11 @@ def check_output(path: Path, flag: str, directory: bool = False) -> None:
                               f'{ancestor} (permission denied)')
 
 
-class Outputs:
-    r"""The outputs of one command (see the module docstring).
+def check_outputs(inputs: dict[str, Path | None],
+                  outputs: dict[str, Path | None],
+                  directories: set[str] | None = None,
+                  allowed: set[tuple[str, str]] | None = None) -> None:
+    r"""Checks a command's outputs before it starts.
 
     Args:
         inputs (dict): Flag -> input path (``None`` for flags not given).
@@ -85,29 +88,37 @@ class Outputs:
             output.
         OSError: An output cannot be written (see :func:`check_output`).
     """
+    directories, allowed = directories or set(), allowed or set()
+    given = {flag: Path(path) for flag, path in inputs.items()
+             if path is not None}
+    paths = {flag: Path(path) for flag, path in outputs.items()
+             if path is not None}
+    flags = list(paths)
+    for i, (flag, path) in enumerate(paths.items()):
+        for other, source in given.items():
+            if (flag, other) not in allowed and same_file(path, source):
+                raise ValueError(f'{flag} {path} is the input {other} '
+                                 f'{source}; writing it would destroy the '
+                                 f'input. Choose another output path')
+        for other in flags[i + 1:]:
+            if same_file(path, paths[other]):
+                raise ValueError(f'{flag} and {other} name the same file '
+                                 f'{path}')
+        check_output(path, flag, flag in directories)
+
+
+class Outputs:
+    r"""The outputs of one command (see the module docstring), checked by
+    :func:`check_outputs` (same arguments) when created."""
 
     def __init__(self, inputs: dict[str, Path | None],
                  outputs: dict[str, Path | None],
                  directories: set[str] | None = None,
                  allowed: set[tuple[str, str]] | None = None) -> None:
+        check_outputs(inputs, outputs, directories, allowed)
         self.paths = {flag: Path(path) for flag, path in outputs.items()
                       if path is not None}
         self.directories = directories or set()
-        allowed = allowed or set()
-        given = {flag: Path(path) for flag, path in inputs.items()
-                 if path is not None}
-        flags = list(self.paths)
-        for i, (flag, path) in enumerate(self.paths.items()):
-            for other, source in given.items():
-                if (flag, other) not in allowed and same_file(path, source):
-                    raise ValueError(f'{flag} {path} is the input {other} '
-                                     f'{source}; writing it would destroy the '
-                                     f'input. Choose another output path')
-            for other in flags[i + 1:]:
-                if same_file(path, self.paths[other]):
-                    raise ValueError(f'{flag} and {other} name the same file '
-                                     f'{path}')
-            check_output(path, flag, flag in self.directories)
         self._staged: dict[str, Path] = {}
         self._made: list[Path] = []
 

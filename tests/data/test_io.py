@@ -206,3 +206,12 @@ def test_knn_duplicate_may_precede_the_node_itself(tmp_path):
     ids = np.array([[1, 0], [0, 1]], dtype=np.float64)  # exact duplicates
     np.savez(path, data=np.stack([ids, np.zeros((2, 2))], axis=1))
     assert read_knn(path).neighbor.tolist() == [[1, 0], [0, 1]]
+
+
+def test_atomic_write_names_the_file_when_the_disk_is_full(tmp_path):
+    path = tmp_path / 'x.bin'
+    with pytest.raises(OSError, match=f'cannot write {path}: No space left'):
+        with atomic_write(path) as f:
+            f.write(b'partial')
+            raise OSError(28, 'No space left on device')
+    assert list(tmp_path.iterdir()) == []

@@ -657,3 +657,15 @@ def test_original_dsgcn_seg_given_to_gcn_d_names_the_checkpoint(
     line, = capsys.readouterr().err.strip().splitlines()
     assert f"{path} does not fit 'gcn-d'" in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_in_place_is_allowed(d, tmp_path, capsys):
+    config = tmp_path / 'tiny.yaml'
+    config.write_text('method: gcn-v\nparams: {hidden_channels: 8, '
+                      'train: {steps: 2, batch_size: null}}\n')
+    model = tmp_path / 'model.pth'
+    argv = ['-q', *_train(d, tmp_path, '--config', str(config))]
+    assert main(argv) == 0
+    assert main([*argv, '--resume', str(model)]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'model.pth', 'tiny.yaml']
