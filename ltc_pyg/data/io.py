@@ -303,21 +303,25 @@ def read_knn(path: PathLike, num_nodes: int | None = None,
                np.take_along_axis(similarity, order, axis=1))
 
 
+# What numpy, zipfile and zlib raise for truncated or corrupt archives.
+_NPZ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+
+
+def _npz_error(where: str, error: Exception) -> ValueError:
+    if 'pickle' in str(error):  # numpy's advice to allow pickles is not ours
+        return ValueError(f'{where} holds Python objects, not numbers')
+    return ValueError(f'{where} is unreadable (truncated or corrupt? '
+                      f'{str(error).splitlines()[0]})')
+
+
 @contextlib.contextmanager
 def _open_npz(path: Path) -> Iterator[np.lib.npyio.NpzFile]:
     r"""``np.load`` of an ``.npz`` file, with truncated or corrupt archives
     reported as :class:`ValueError` naming the file."""
     try:
         npz = np.load(path)
-    except ValueError as error:
-        if 'pickle' in str(error):
-            raise ValueError(f'{path} holds pickled Python objects, not a '
-                             f'.npz archive') from None
-        raise ValueError(f'{path} is not a readable .npz file (truncated or '
-                         f'corrupt? {str(error).splitlines()[0]})') from None
-    except (OSError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f'{path} is not a readable .npz file (truncated or '
-                         f'corrupt? {str(error).splitlines()[0]})') from None
+    except _NPZ_ERRORS as error:
+        raise _npz_error(str(path), error) from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise ValueError(f'{path} is a .npy array, not a .npz archive')
     with npz:
@@ -327,15 +331,8 @@ def _open_npz(path: Path) -> Iterator[np.lib.npyio.NpzFile]:
 def _npz_array(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
     try:
         return npz[key]
-    except ValueError as error:
-        if 'allow_pickle' in str(error):
-            raise ValueError(f"{path}: '{key}' holds Python objects, not "
-                             f'numbers') from None
-        raise ValueError(f"{path}: '{key}' is unreadable (truncated or "
-                         f'corrupt? {str(error).splitlines()[0]})') from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        raise ValueError(f"{path}: '{key}' is unreadable (truncated or "
-                         f'corrupt? {str(error).splitlines()[0]})') from None
+    except _NPZ_ERRORS as error:
+        raise _npz_error(f"{path}: '{key}'", error) from None
 
 
 def write_knn(path: PathLike, knn: KNN, **metadata: str) -> None:

@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -426,7 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.verbose > 0 or os.environ.get('LTC_PYG_DEBUG', '') not in (
         '', '0')
     prefix = f'ltc-pyg {args.command}'
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    # Signal handlers can only be set from the main thread.
+    previous = (signal.signal(signal.SIGTERM, _terminate)
+                if threading.current_thread() is threading.main_thread()
+                else None)
     try:
         COMMANDS[args.command](args)
     except (UserError, ValueError, TypeError, OSError) as error:
@@ -448,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
               f'for the traceback)', file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

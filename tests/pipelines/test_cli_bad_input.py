@@ -120,34 +120,30 @@ def d(tmp_path_factory) -> SimpleNamespace:
     ns.feature_dir = root / 'feature_dir.bin'
     ns.feature_dir.mkdir()
 
-    def meta(name: str, text: str) -> Path:
-        path = root / name
-        path.write_text(text)
-        return path
-
-    ns.meta_word = meta('word.meta', '0\n1\nabc\n')
-    ns.meta_huge = meta('huge.meta', '0\n9223372036854775808\n1\n')
-    ns.meta_float = meta('float.meta', '0\n1.5\n')
-    ns.meta_blank = meta('blank.meta', '0\n\n1\n')
-    ns.meta_empty = meta('empty.meta', '')
-    ns.meta_unknown = meta('unknown.meta', '-1\n' * n)
-
-    def yaml(name: str, text: str) -> Path:
-        return meta(name, text)
-
-    ns.yaml_bad = yaml('bad.yaml', 'method: knn-threshold\nparams: {a: [1,\n')
-    ns.yaml_key = yaml('key.yaml', 'method: knn-threshold\n'
-                       'params: {thresold: 0.5}\n')
-    ns.yaml_probes = yaml('probes.yaml', 'method: knn-threshold\n'
-                          'knn: {method: ivf, num_probes: 0}\n')
-    ns.yaml_list = yaml('list.yaml', '- method\n- knn-threshold\n')
-    ns.yaml_other = yaml('other.yaml', 'method: cdp\n')
-    ns.yaml_hidden = yaml('hidden.yaml', 'method: gcn-v\n'
-                          'params: {hidden_channels: -16}\n')
-    ns.yaml_device = yaml('device.yaml', 'method: knn-threshold\n'
-                          'device: banana\n')
-
-    ns.ckpt_garbage = meta('garbage.pth', 'not a checkpoint\n')
+    texts = {
+        'meta_word': ('word.meta', '0\n1\nabc\n'),
+        'meta_huge': ('huge.meta', '0\n9223372036854775808\n1\n'),
+        'meta_float': ('float.meta', '0\n1.5\n'),
+        'meta_blank': ('blank.meta', '0\n\n1\n'),
+        'meta_empty': ('empty.meta', ''),
+        'meta_unknown': ('unknown.meta', '-1\n' * n),
+        'yaml_bad': ('bad.yaml', 'method: knn-threshold\nparams: {a: [1,\n'),
+        'yaml_key': ('key.yaml', 'method: knn-threshold\n'
+                     'params: {thresold: 0.5}\n'),
+        'yaml_probes': ('probes.yaml', 'method: knn-threshold\n'
+                        'knn: {method: ivf, num_probes: 0}\n'),
+        'yaml_list': ('list.yaml', '- method\n- knn-threshold\n'),
+        'yaml_other': ('other.yaml', 'method: cdp\n'),
+        'yaml_hidden': ('hidden.yaml', 'method: gcn-v\n'
+                        'params: {hidden_channels: -16}\n'),
+        'yaml_device': ('device.yaml', 'method: knn-threshold\n'
+                        'device: banana\n'),
+        'ckpt_garbage': ('garbage.pth', 'not a checkpoint\n'),
+        'a_file': ('a_file', 'I am a file\n'),
+    }
+    for name, (filename, text) in texts.items():
+        setattr(ns, name, root / filename)
+        (root / filename).write_text(text)
     ns.ckpt_gcn_v = root / 'gcn_v.pth'
     torch.save({'format': 'ltc_pyg', 'version': 1, 'method': 'gcn-v',
                 'params': {}, 'knn': {}, 'seed': 0, 'state': {}},
@@ -164,7 +160,6 @@ def d(tmp_path_factory) -> SimpleNamespace:
     os.link(ns.features, ns.hard)
     ns.labels_hard = root / 'labels_hard.meta'
     os.link(ns.labels, ns.labels_hard)
-    ns.a_file = meta('a_file', 'I am a file\n')
     return ns
 
 
@@ -206,9 +201,30 @@ def _evaluate(true, pred):
             str(pred)]
 
 
+# Malformed kNN files given to cluster --knn: attribute of d -> message.
+KNN_FILES = {
+    'knn_int': ['dtype int64'],
+    'knn_nan': ['NaN/Inf distances'],
+    'knn_far': ['distances in [5, 5.', 'outside [0, 2] of cosine distances'],
+    'knn_sim': ['written as similarities'],
+    'knn_notself': ['do not start with the node itself'],
+    'knn_k0': ['k >= 1'],
+    'knn_str': ['dtype <U'],
+    'knn_rows': ['rows but the features have'],
+    'knn_ids': ['outside [0,'],
+    'knn_frac': ['whole numbers'],
+    'knn_nodata': ["no key 'data'"],
+    'knn_object': ['Python objects'],
+    'knn_truncated': ['is unreadable (truncated or corrupt?'],
+    'knn_dir': ['is a directory'],
+}
+
 # (id, argv, exit code, substrings of the one-line message); '{x}' in a
 # substring is replaced by str(d.x) (the file the message must name).
 CASES: list[tuple[str, Case, int, list[str]]] = [
+    *[(f'cluster-{name.replace("_", "-")}',
+       lambda d, o, name=name: _cluster(d, o, '--knn', str(getattr(d, name))),
+       2, [*messages, f'{{{name}}}']) for name, messages in KNN_FILES.items()],
     # -- knn ---------------------------------------------------------------
     ('knn-features-missing', lambda d, o: _knn_cmd(
         d, o, features=d.root / 'gone.bin'), 2, ['not found', 'gone.bin']),
@@ -320,44 +336,6 @@ CASES: list[tuple[str, Case, int, list[str]]] = [
         d, o, '--knn-cache', str(d.features)), 2,
      ['--knn-cache', 'is the input --features']),
     # -- cluster: kNN files ------------------------------------------------
-    ('cluster-knn-int-dtype', lambda d, o: _cluster(d, o, '--knn',
-                                                    str(d.knn_int)), 2,
-     ['dtype int64', '{knn_int}']),
-    ('cluster-knn-nan', lambda d, o: _cluster(d, o, '--knn', str(d.knn_nan)),
-     2, ['NaN/Inf distances', '{knn_nan}']),
-    ('cluster-knn-distance-5', lambda d, o: _cluster(d, o, '--knn',
-                                                     str(d.knn_far)), 2,
-     ['distances in [5, 5.', 'outside [0, 2] of cosine distances',
-      '{knn_far}']),
-    ('cluster-knn-similarities', lambda d, o: _cluster(d, o, '--knn',
-                                                       str(d.knn_sim)), 2,
-     ['written as similarities', '{knn_sim}']),
-    ('cluster-knn-not-self-first', lambda d, o: _cluster(
-        d, o, '--knn', str(d.knn_notself)), 2,
-     ['do not start with the node itself', '{knn_notself}']),
-    ('cluster-knn-k-zero', lambda d, o: _cluster(d, o, '--knn', str(d.knn_k0)),
-     2, ['k >= 1', '{knn_k0}']),
-    ('cluster-knn-string-dtype', lambda d, o: _cluster(d, o, '--knn',
-                                                       str(d.knn_str)), 2,
-     ['dtype <U', '{knn_str}']),
-    ('cluster-knn-wrong-rows', lambda d, o: _cluster(d, o, '--knn',
-                                                     str(d.knn_rows)), 2,
-     ['rows but the features have', '{knn_rows}']),
-    ('cluster-knn-ids-out-of-range', lambda d, o: _cluster(
-        d, o, '--knn', str(d.knn_ids)), 2, ['outside [0,', '{knn_ids}']),
-    ('cluster-knn-fractional-ids', lambda d, o: _cluster(
-        d, o, '--knn', str(d.knn_frac)), 2, ['whole numbers', '{knn_frac}']),
-    ('cluster-knn-no-data-key', lambda d, o: _cluster(
-        d, o, '--knn', str(d.knn_nodata)), 2, ["no key 'data'",
-                                               '{knn_nodata}']),
-    ('cluster-knn-object', lambda d, o: _cluster(d, o, '--knn',
-                                                 str(d.knn_object)), 2,
-     ['Python objects', '{knn_object}']),
-    ('cluster-knn-truncated', lambda d, o: _cluster(
-        d, o, '--knn', str(d.knn_truncated)), 2,
-     ['not a readable .npz file', '{knn_truncated}']),
-    ('cluster-knn-directory', lambda d, o: _cluster(
-        d, o, '--knn', str(d.knn_dir)), 2, ['is a directory', '{knn_dir}']),
     # -- cluster: parameters and config ------------------------------------
     ('cluster-param-yaml-error', lambda d, o: _cluster(
         d, o, '--param', 'threshold=[1,'), 2,
