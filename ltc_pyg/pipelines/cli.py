@@ -250,13 +250,13 @@ def _run_config(args: argparse.Namespace, method: str | None) -> RunConfig:
                         f"'{method}'")
     get_method(method)  # fails early on unknown names
     knn = config.knn if config else KNNConfig()
-    try:
-        if args.k is not None:
+    if args.k is not None:
+        try:
             knn = dataclasses.replace(knn, k=args.k)
-        if args.knn_method is not None:
-            knn = dataclasses.replace(knn, method=args.knn_method)
-    except ValueError as error:
-        raise UserError(f'--k: {error}') from None
+        except ValueError as error:
+            raise UserError(f'--k: {error}') from None
+    if args.knn_method is not None:
+        knn = dataclasses.replace(knn, method=args.knn_method)
     params = dict(config.params) if config else {}
     if config is not None:
         _check_params(method, params, str(args.config))
@@ -268,8 +268,8 @@ def _run_config(args: argparse.Namespace, method: str | None) -> RunConfig:
     if flags:
         _check_params(method, params, ' / '.join(flags))
     device = args.device or (config.device if config else 'cpu')
-    check_device(device, '--device' if args.device else
-                 f'{args.config}: device' if config else '--device')
+    check_device(device, f'{args.config}: device'
+                 if config and not args.device else '--device')
     return RunConfig(
         method=method, knn=knn, params=params,
         seed=args.seed if args.seed is not None else (config.seed if config
@@ -294,13 +294,13 @@ def _knn(args: argparse.Namespace) -> None:
             raise UserError(f'{flag} must be at least 1 (got {value})')
     check_device(args.device)
     with Outputs({'--features': args.features}, {'--out': args.out}) as out:
-        features = read_features(args.features, args.dim)
-        knn = knn_search(features, args.k, args.method, device=args.device,
-                         num_probes=args.num_probes,
-                         ef_search=args.ef_search)
-        metadata = knn_metadata(l2_normalize(features), args.k, args.method)
+        x = l2_normalize(read_features(args.features, args.dim))
+        knn = knn_search(x, args.k, args.method, device=args.device,
+                         num_probes=args.num_probes, ef_search=args.ef_search,
+                         normalize=False)
         with out.stage('--out') as path:
-            write_knn(path, knn, **metadata)
+            # The metadata of a kNN cache: build_graph reuses the file.
+            write_knn(path, knn, **knn_metadata(x, args.k, args.method))
         out.commit()
     logger.info('Wrote %s: %d x %d neighbours', args.out, *knn.neighbor.shape)
 
