@@ -556,6 +556,12 @@ def test_failed_report_keeps_the_previous_prediction(d, tmp_path, capsys,
     assert 'report rejected' in capsys.readouterr().err
     assert pred.read_text() == 'old\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['pred.meta']
+    # Folders made for the outputs go again too.
+    nested = [*_cluster(d, tmp_path)[:-4], '--out',
+              str(tmp_path / 'new' / 'deeper' / 'pred.meta'), '--report',
+              str(tmp_path / 'r.json')]
+    assert main(nested) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['pred.meta']
 
 
 def test_outputs_keep_mode_and_write_through_symlinks(d, tmp_path):
