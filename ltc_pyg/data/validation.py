@@ -133,6 +133,8 @@ def check_knn(neighbor: ArrayLike, similarity: ArrayLike,
 
 # Cosine distances of float32 unit vectors stray this far outside [0, 2].
 _DISTANCE_TOLERANCE = 1e-3
+# Rows whose node is crowded out by exact duplicates, at most (a fraction).
+_MAX_ROWS_WITHOUT_SELF = 0.01
 
 
 def check_knn_distances(neighbor: np.ndarray, distance: np.ndarray,
@@ -141,8 +143,10 @@ def check_knn_distances(neighbor: np.ndarray, distance: np.ndarray,
     :math:`d_{ij} = 1 - \cos(x_i, x_j)`, ``[num_nodes, k]`` each.
 
     Rejects NaN/Inf, distances outside :math:`[0, 2]` (up to float32
-    rounding) and rows that do not start with the node itself at distance
-    ~0, the convention of ``faiss_k_<k>.npz`` files. When column 0 sits at
+    rounding), rows that do not start at distance ~0 (the node itself, the
+    convention of ``faiss_k_<k>.npz`` files, or an exact duplicate of it)
+    and more than 1% of rows without the node itself (exact duplicates may
+    crowd a few out; more mean ids of other features). When column 0 sits at
     distance ~1 or rows grow more similar to the right, the message asks
     whether similarities were stored instead of distances.
 
@@ -170,20 +174,27 @@ def check_knn_distances(neighbor: np.ndarray, distance: np.ndarray,
         raise ValueError(f'kNN{where} has distances in [{low:.4g}, '
                          f'{high:.4g}], outside [0, 2] of cosine distances'
                          f'{hint}')
-    rows = np.arange(neighbor.shape[0])
-    is_self = neighbor == rows[:, None]
-    # A duplicate may precede the node itself at the same distance.
-    self_first = (neighbor[:, 0] == rows) | (
-        is_self.any(axis=1) & (np.abs(distance[:, 0]) <= _DISTANCE_TOLERANCE))
-    self_close = np.abs(distance[:, 0]) <= _DISTANCE_TOLERANCE
-    bad = np.flatnonzero(~(self_first & self_close))
-    if bad.size:
-        row = int(bad[0])
+    num_rows = neighbor.shape[0]
+    far = np.flatnonzero(np.abs(distance[:, 0]) > _DISTANCE_TOLERANCE)
+    if far.size:
+        row = int(far[0])
         raise ValueError(
-            f'kNN{where}: {bad.size} of {neighbor.shape[0]} rows do not start '
-            f'with the node itself at distance ~0 (row {row} starts with '
-            f'node {int(neighbor[row, 0])} at distance '
+            f'kNN{where}: {far.size} of {num_rows} rows do not start with the '
+            f'node itself at distance ~0 (row {row} starts with node '
+            f'{int(neighbor[row, 0])} at distance '
             f'{float(distance[row, 0]):.4g}){hint}')
+    # Column 0 is at distance ~0: the node itself, or an exact duplicate of
+    # it, which may even push it out of its row; a few such rows are
+    # duplicates, many mean ids of other features or another order.
+    absent = np.flatnonzero(
+        ~(neighbor == np.arange(num_rows)[:, None]).any(axis=1))
+    if absent.size > _MAX_ROWS_WITHOUT_SELF * num_rows:
+        row = int(absent[0])
+        raise ValueError(
+            f'kNN{where}: {absent.size} of {num_rows} rows do not contain the '
+            f'node itself (row {row} starts with node '
+            f'{int(neighbor[row, 0])}); was it built for other features or '
+            f'another order?')
 
 
 def check_k(k: int, num_nodes: int, source: str | None = None) -> None:

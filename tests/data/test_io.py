@@ -201,11 +201,22 @@ def test_knn_distances_are_checked_by_content(tmp_path, distance, message):
         read_knn(path)
 
 
-def test_knn_duplicate_may_precede_the_node_itself(tmp_path):
+def test_knn_duplicates_may_precede_or_crowd_out_the_node(tmp_path):
+    # Nodes 0-2 are one point; node 0's row lacks itself. 1 row of 101 is
+    # tolerated, 2 are not.
+    ids = np.stack([np.arange(101), (np.arange(101) + 1) % 101], 1)
+    ids[0] = [1, 2]
+    ids[1] = [0, 1]
+    distance = np.zeros((101, 2))
+    distance[3:, 1] = 0.5
     path = tmp_path / 'k.npz'
-    ids = np.array([[1, 0], [0, 1]], dtype=np.float64)  # exact duplicates
-    np.savez(path, data=np.stack([ids, np.zeros((2, 2))], axis=1))
-    assert read_knn(path).neighbor.tolist() == [[1, 0], [0, 1]]
+    np.savez(path, data=np.stack([ids.astype(float), distance], axis=1))
+    assert read_knn(path).neighbor[:2].tolist() == [[1, 2], [0, 1]]
+    ids[2] = [0, 1]
+    np.savez(path, data=np.stack([ids.astype(float), distance], axis=1))
+    with pytest.raises(ValueError, match=r'2 of 101 rows do not contain the '
+                       r'node itself \(row 0 starts with node 1\)'):
+        read_knn(path)
 
 
 def test_atomic_write_names_the_file_when_the_disk_is_full(tmp_path):
