@@ -3,8 +3,9 @@ to hidden temporary files beside their destinations, and moved into place
 together only when the whole command has succeeded.
 
 * An output never aliases an input or another output: paths are compared
-  by device and inode (:func:`os.stat`), so symlinks, ``..`` and hard links
-  to an input are caught, not only equal strings.
+  resolved (:func:`os.path.realpath`) and by device and inode
+  (:func:`os.stat`), so symlinks, ``..`` and hard links to an input are
+  caught, not only equal strings.
 * Each destination is checked up front: not a directory (or, for a report
   directory, not a file), its nearest existing ancestor a writable
   directory.
@@ -40,7 +41,7 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 def _nearest_existing(path: Path) -> Path:
-    path = path.absolute()
+    path = Path(os.path.realpath(path))
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
