@@ -59,41 +59,45 @@ def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator[IO]:
     is left as it was.
 
     An :class:`OSError` of the write itself (disk full, file too large) is
-    re-raised naming ``path``. An existing destination keeps its permission
-    bits (a 0600 file stays
-    0600); a new one gets ``0666`` minus the umask. A symlink is written
-    *through*: its target is replaced and the link itself stays, so a
+    re-raised naming ``path``. The file gets the mode of :func:`file_mode`
+    (an existing 0600 file stays 0600). A symlink is written *through*: its
+    target is replaced and the link itself stays, so a
     ``latest.pth -> run3.pth`` link keeps pointing where it pointed.
     """
-    path = Path(path)
-    if path.is_symlink():
-        path = Path(os.path.realpath(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        permissions = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        permissions = 0o666 & ~umask
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    permissions = file_mode(target)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
-                                   suffix='.tmp')
+        fd, tmp = tempfile.mkstemp(dir=target.parent,
+                                   prefix=f'.{target.name}.', suffix='.tmp')
         os.chmod(tmp, permissions)  # mkstemp creates 0600
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException as error:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        if isinstance(error, OSError) and error.errno and not error.filename:
-            # Disk full, file too large: name the file, not the temp file.
+        if isinstance(error, OSError) and error.errno:
+            # Disk full, file too large, ...: name the file, not the temp
+            # file (OSError(errno, ...) is still e.g. a PermissionError).
             raise OSError(error.errno, f'cannot write {path}: '
                           f'{os.strerror(error.errno)}') from None
         raise
+
+
+def file_mode(path: PathLike) -> int:
+    r"""The permission bits a new version of ``path`` gets: those of the
+    existing file, else ``0666`` minus the umask (as :func:`open` would)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _existing_file(path: PathLike, what: str) -> Path:

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
+from ltc_pyg.data.io import file_mode
+
 
 def same_file(a: Path, b: Path) -> bool:
     r"""Whether ``a`` and ``b`` name the same file: the same resolved path
@@ -151,6 +153,7 @@ class Outputs:
                                             suffix='.tmp')
                 os.close(fd)
                 tmp = Path(name)
+                os.chmod(tmp, file_mode(target))  # kept by atomic_write
             self._staged[flag] = tmp
             yield tmp
         except OSError as error:
@@ -160,9 +163,10 @@ class Outputs:
 
     def commit(self) -> None:
         r"""Moves every staged output onto its destination (file outputs by
-        one :func:`os.replace` each, keeping an existing file's mode and
-        writing through a symlink to its target; a directory output's files
-        into the directory, keeping files already there)."""
+        one :func:`os.replace` each, with the mode of
+        :func:`~ltc_pyg.data.io.file_mode` and through a symlink to its
+        target; a directory output's files into the directory, keeping files
+        already there)."""
         for flag, tmp in self._staged.items():
             path = Path(os.path.realpath(self.paths[flag]))
             if flag in self.directories:
@@ -171,12 +175,6 @@ class Outputs:
                     os.replace(item, path / item.name)
                 tmp.rmdir()
                 continue
-            if path.exists():
-                os.chmod(tmp, path.stat().st_mode & 0o7777)
-            else:
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, path)
         self._staged.clear()
         self._made.clear()
