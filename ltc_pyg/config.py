@@ -84,6 +84,16 @@ class RunConfig:
     seed: int = 0
     device: str = 'cpu'
 
+    def __post_init__(self) -> None:
+        check_seed(self.seed, 'seed')
+
+
+def check_seed(seed: int, where: str) -> None:
+    r"""Checks that ``seed`` suits every generator used (numpy and
+    scikit-learn take :math:`[0, 2^{32} - 1]`)."""
+    if not 0 <= seed < 2**32:
+        raise ValueError(f'{where} must be in [0, 2^32 - 1] (got {seed})')
+
 
 def _convert(annotation: Any, value: Any, where: str) -> Any:
     r"""Converts a YAML value to a field's declared type, recursing into
@@ -180,8 +190,9 @@ def load_config(path: str | Path) -> RunConfig:
         raise FileNotFoundError(f'Config file not found: {path}')
     try:
         raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ValueError(f'{path} is not valid YAML: {error}') from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f'{path} is not valid YAML: '
+                         f'{str(error).splitlines()[0]}') from None
     if not isinstance(raw, dict) or 'method' not in raw:
         raise ValueError(f"{path}: a run config is a mapping with at least "
                          f"'method' (got {type(raw).__name__})")

@@ -239,7 +239,11 @@ def read_labels(path: PathLike, num_nodes: int | None = None) -> np.ndarray:
         np.ndarray: int64 ``[N]``.
     """
     path = _existing_file(path, 'Labels')
-    lines = path.read_text().splitlines()
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError as error:
+        raise ValueError(f'{path} is not a text file of labels (byte '
+                         f'{error.start} is not UTF-8)') from None
     # Trailing blank lines are tolerated, blank lines inside are not.
     while lines and not lines[-1].strip():
         lines.pop()

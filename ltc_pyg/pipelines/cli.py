@@ -32,7 +32,13 @@ import numpy as np
 import torch
 import yaml
 
-from ltc_pyg.config import KNNConfig, RunConfig, from_dict, load_config
+from ltc_pyg.config import (
+    KNNConfig,
+    RunConfig,
+    check_seed,
+    from_dict,
+    load_config,
+)
 from ltc_pyg.data.io import read_features, read_labels, write_knn, write_labels
 from ltc_pyg.graph.knn import (
     KNN_METHODS,
@@ -267,6 +273,8 @@ def _run_config(args: argparse.Namespace, method: str | None) -> RunConfig:
     params.update(_parse_params(args.param))
     if flags:
         _check_params(method, params, ' / '.join(flags))
+    if args.seed is not None:
+        check_seed(args.seed, '--seed')
     device = args.device or (config.device if config else 'cpu')
     check_device(device, f'{args.config}: device'
                  if config and not args.device else '--device')

@@ -140,10 +140,15 @@ def d(tmp_path_factory) -> SimpleNamespace:
                         'device: banana\n'),
         'ckpt_garbage': ('garbage.pth', 'not a checkpoint\n'),
         'a_file': ('a_file', 'I am a file\n'),
+        'yaml_seed': ('seed.yaml', 'method: knn-threshold\nseed: -1\n'),
     }
     for name, (filename, text) in texts.items():
         setattr(ns, name, root / filename)
         (root / filename).write_text(text)
+    ns.meta_binary = root / 'binary.meta'
+    ns.meta_binary.write_bytes(b'0\n\xff\xfe\n')
+    ns.yaml_binary = root / 'binary.yaml'
+    ns.yaml_binary.write_bytes(b'method: \xff\n')
     ns.ckpt_gcn_v = root / 'gcn_v.pth'
     torch.save({'format': 'ltc_pyg', 'version': 1, 'method': 'gcn-v',
                 'params': {}, 'knn': {}, 'seed': 0, 'state': {}},
@@ -307,6 +312,8 @@ CASES: list[tuple[str, Case, int, list[str]]] = [
      2, ['{meta_float}:2', "'1.5'"]),
     ('evaluate-blank-line', lambda d, o: _evaluate(d.meta_blank, d.labels), 2,
      ['{meta_blank}:2']),
+    ('evaluate-not-utf8', lambda d, o: _evaluate(d.meta_binary, d.labels),
+     2, ['{meta_binary} is not a text file of labels', 'byte 2']),
     ('evaluate-empty', lambda d, o: _evaluate(d.meta_empty, d.labels), 2,
      ['is empty', '{meta_empty}']),
     ('evaluate-length-mismatch', lambda d, o: _evaluate(d.short_labels,
@@ -366,6 +373,14 @@ CASES: list[tuple[str, Case, int, list[str]]] = [
     ('cluster-config-other-method', lambda d, o: _cluster(
         d, o, '--config', str(d.yaml_other)), 2,
      ['{yaml_other}', "is for 'cdp'"]),
+    ('cluster-config-not-utf8', lambda d, o: _cluster(
+        d, o, '--config', str(d.yaml_binary), method=None), 2,
+     ['{yaml_binary} is not valid YAML']),
+    ('cluster-config-seed-negative', lambda d, o: _cluster(
+        d, o, '--config', str(d.yaml_seed), method=None), 2,
+     ['{yaml_seed}', 'seed must be in [0, 2^32 - 1] (got -1)']),
+    ('cluster-seed-negative', lambda d, o: _cluster(d, o, '--seed', '-1'), 2,
+     ['--seed must be in [0, 2^32 - 1] (got -1)']),
     ('cluster-config-directory', lambda d, o: _cluster(
         d, o, '--config', str(d.root), method=None), 2, ['is a directory']),
     ('cluster-config-device-banana', lambda d, o: _cluster(
