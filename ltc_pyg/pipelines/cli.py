@@ -380,7 +380,13 @@ def _cluster(args: argparse.Namespace) -> None:
         graph = build_graph(features, config.knn, labels, knn_path=args.knn,
                             cache_path=args.knn_cache, device=config.device,
                             timer=timer, progress_bar=progress)
-        result = cluster(graph, method, timer, config.knn)
+        try:
+            result = cluster(graph, method, timer, config.knn)
+        except ValueError as error:  # e.g. a model of another embedding
+            if args.checkpoint is None:
+                raise
+            raise ValueError(f'{error} (model: --checkpoint '
+                             f'{args.checkpoint})') from None
         with out.stage('--out') as path:
             write_labels(path, result.labels)
         if args.report and not report_dir:

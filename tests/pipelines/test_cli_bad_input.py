@@ -649,6 +649,17 @@ def test_knn_read_checks_keep_original_files_working(reference_fixtures):
     np.testing.assert_array_equal(knn.neighbor[:, 0], np.arange(2000))
 
 
+def test_model_of_another_embedding_names_the_checkpoint(
+        d, tmp_path, capsys, reference_fixtures):
+    path = reference_fixtures / 'models' / 'gcn_v.pth'  # 256-d features
+    assert main(['-q', *_cluster(d, tmp_path, '--checkpoint', str(path),
+                                 method='gcn-v')]) == 2
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert 'takes 256 features but the graph has 16' in line
+    assert line.endswith(f'(model: --checkpoint {path})')
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_original_dsgcn_seg_given_to_gcn_d_names_the_checkpoint(
         d, tmp_path, capsys, reference_fixtures):
     path = reference_fixtures / 'models' / 'dsgcn_seg.pth'
