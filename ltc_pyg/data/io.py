@@ -278,8 +278,12 @@ def read_knn(path: PathLike, num_nodes: int | None = None,
     r"""Reads a kNN file of the original layout (``.npz``, key ``data``,
     ``[N, 2, k]`` = neighbour ids, cosine distance).
 
-    Rows are re-sorted by decreasing similarity with a stable sort, so an
-    already sorted file keeps its order (ties included).
+    Besides shape and ids, the content is checked: float dtype, finite
+    distances in :math:`[0, 2]`, each row starting with the node itself
+    (:func:`~ltc_pyg.data.validation.check_knn_distances`, which also spots
+    similarities stored as distances). Rows are re-sorted by decreasing
+    similarity with a stable sort, so an already sorted file keeps its order
+    (ties included).
 
     Args:
         path (str): The ``.npz`` file.
@@ -303,9 +307,9 @@ def read_knn(path: PathLike, num_nodes: int | None = None,
     if not np.isfinite(ids).all() or not np.array_equal(ids, np.round(ids)):
         raise ValueError(f'{path}: neighbour ids must be whole numbers')
     neighbor = ids.astype(np.int64)
-    check_knn(neighbor, distance, num_nodes, k, source=str(path))
-    check_knn_distances(neighbor, distance, source=str(path))
     similarity = (1.0 - distance).astype(np.float32)
+    check_knn(neighbor, similarity, num_nodes, k, source=str(path))
+    check_knn_distances(neighbor, distance, source=str(path))
     order = np.argsort(-similarity, axis=1, kind='stable')
     return KNN(np.take_along_axis(neighbor, order, axis=1),
                np.take_along_axis(similarity, order, axis=1))
