@@ -65,6 +65,10 @@ def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator[IO]:
     ``latest.pth -> run3.pth`` link keeps pointing where it pointed.
     """
     target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():
+        # A rename would replace a directory entry such as /dev/null.
+        raise ValueError(f'Cannot write {path}: it exists and is not a '
+                         f'regular file')
     target.parent.mkdir(parents=True, exist_ok=True)
     permissions = file_mode(target)
     tmp = None

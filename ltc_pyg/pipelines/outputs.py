@@ -50,16 +50,20 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def check_output(path: Path, flag: str, directory: bool = False) -> None:
-    r"""Raises a one-line :class:`OSError` subclass naming ``flag`` and
-    ``path`` when ``path`` cannot be written: it is a directory (a file when
-    ``directory``), it is read-only, or its nearest existing ancestor is not
-    a writable directory."""
+    r"""Raises a one-line error naming ``flag`` and ``path`` when ``path``
+    cannot be written: it is a directory (a file when ``directory``), a
+    device, FIFO or socket, read-only, or its nearest existing ancestor is
+    not a writable directory."""
     if path.is_dir() and not directory:
         raise IsADirectoryError(f'{flag} {path} is a directory; give a file '
                                 f'path')
     if path.exists() and not path.is_dir() and directory:
         raise NotADirectoryError(f'{flag} {path} is a file; give a directory '
                                  f'(or a path ending in .json)')
+    if path.exists() and not path.is_dir() and not path.is_file():
+        # Renaming a file onto /dev/null or a FIFO would replace it.
+        raise ValueError(f'{flag} {path} is not a regular file (a device, '
+                         f'FIFO or socket); give a file path')
     if path.exists() and not os.access(path, os.W_OK):
         raise PermissionError(f'{flag} {path} is not writable')
     ancestor = _nearest_existing(path.parent)

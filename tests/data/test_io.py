@@ -226,3 +226,11 @@ def test_atomic_write_names_the_file_when_the_disk_is_full(tmp_path):
             f.write(b'partial')
             raise OSError(28, 'No space left on device')
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_never_replaces_a_device_or_fifo(tmp_path):
+    fifo = tmp_path / 'fifo'
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match='not a regular file'):
+        write_labels(fifo, np.array([0]))
+    assert fifo.is_fifo() and [p.name for p in tmp_path.iterdir()] == ['fifo']

@@ -149,6 +149,8 @@ def d(tmp_path_factory) -> SimpleNamespace:
     ns.meta_binary.write_bytes(b'0\n\xff\xfe\n')
     ns.yaml_binary = root / 'binary.yaml'
     ns.yaml_binary.write_bytes(b'method: \xff\n')
+    ns.fifo = root / 'fifo'
+    os.mkfifo(ns.fifo)  # stands for /dev/null: never replaced
     ns.ckpt_gcn_v = root / 'gcn_v.pth'
     torch.save({'format': 'ltc_pyg', 'version': 1, 'method': 'gcn-v',
                 'params': {}, 'knn': {}, 'seed': 0, 'state': {}},
@@ -279,6 +281,9 @@ CASES: list[tuple[str, Case, int, list[str]]] = [
     ('knn-out-parent-is-file', lambda d, o: [
         *_knn_cmd(d, o)[:-2], '--out', str(d.a_file / 'knn.npz')], 2,
      ['--out', '{a_file} is not a directory']),
+    ('knn-out-is-fifo', lambda d, o: [*_knn_cmd(d, o)[:-2], '--out',
+                                      str(d.fifo)], 2,
+     ['--out', '{fifo} is not a regular file']),
     ('knn-float64-bin', lambda d, o: _knn_cmd(d, o, features=d.float64), 2,
      ['looks like float64', '{float64}']),
     ('knn-object-npy', lambda d, o: _knn_cmd(d, o, features=d.object_npy), 2,
