@@ -10,6 +10,7 @@ from ltc_pyg.graph.knn import (
     torch_exact_search,
 )
 from ltc_pyg.graph.transforms import (
+    AffinityData,
     KNNAffinityGraph,
     RowNormalize,
     ToSparseAdjacency,
@@ -26,5 +27,5 @@ __all__ = [
     'l2_normalize', 'KNN_METHODS', 'KNNAffinityGraph', 'RowNormalize',
     'ToSparseAdjacency', 'knn_to_edges', 'knn_to_tensors', 'symmetrize_max',
     'row_normalize', 'to_sparse_adjacency', 'FaceClusteringDataset',
-    'affinity_data',
+    'affinity_data', 'AffinityData',
 ]
