@@ -40,11 +40,11 @@ from ltc_pyg.config import KNNConfig
 from ltc_pyg.data.io import read_features, read_labels
 from ltc_pyg.data.synthetic import make_splits
 from ltc_pyg.graph.knn import KNN_METHODS
-from ltc_pyg.pipelines.estimator import FaceClusterer, threshold_sweep
+from ltc_pyg.pipelines.estimator import threshold_sweep
 from ltc_pyg.pipelines.methods import METHODS, get_method
 from ltc_pyg.pipelines.plots import plot_method_bars, write_report_dir
 from ltc_pyg.pipelines.report import format_table, write_json
-from ltc_pyg.pipelines.run import build_graph
+from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
 
 logger = logging.getLogger('ms1m_part1')
 
@@ -221,26 +221,31 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     checkpoints = dict(item.split('=', 1) for item in args.checkpoint)
     knn = KNNConfig(k=args.k, method=args.knn_method)
     names = method_names(args)
-    test, train, description, synthetic = load_graphs(args, knn, progress)
+    test, train_graph, description, synthetic = load_graphs(args, knn,
+                                                            progress)
     params = method_params(args, synthetic)
     labels_true = test.y.numpy() if 'y' in test else None
 
     rows: dict[str, dict[str, Any]] = {}
     for name in names:
-        clusterer = FaceClusterer(name, params[name] or None, knn=knn,
-                                  checkpoint=checkpoints.get(name),
-                                  device=args.device, seed=args.seed,
-                                  progress_bar=progress)
-        if clusterer.trainable and name not in checkpoints:
-            if train is None:
+        options = dict(device=args.device, seed=args.seed,
+                       progress_bar=progress)
+        trainable = get_method(name).trainable
+        if trainable and name not in checkpoints:
+            if train_graph is None:
                 logger.warning("Skipping '%s': learned, and neither "
                                '--checkpoint %s=PATH nor %s data given',
                                name, name, args.train_name)
                 continue
-            logger.info("Training '%s' on %d samples", name, train.num_nodes)
-            clusterer.fit(train)
-        labels = clusterer.predict(test)
-        report = clusterer.report_
+            logger.info("Training '%s' on %d samples", name,
+                        train_graph.num_nodes)
+            method = train(train_graph, name, params[name] or None, knn=knn,
+                           **options)
+        else:
+            method = make_method(name, params[name] or None,
+                                 checkpoints.get(name), **options)
+        result = cluster(test, method)
+        labels, report = result.labels, result.report
         rows[name] = {'method': name, **(report['metrics'] or {}),
                       'clusters': report['num_clusters'],
                       'seconds': sum(stage['seconds'] for stage in
@@ -251,8 +256,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
             sweep = None
             if labels_true is not None and (
                     args.sweep == 'all' or
-                    (args.sweep == 'cheap' and not clusterer.trainable)):
-                sweep = threshold_sweep(test, clusterer.method_)
+                    (args.sweep == 'cheap' and not trainable)):
+                sweep = threshold_sweep(test, method, progress_bar=progress)
             write_report_dir(args.report / name, report, labels,
                              labels_true, sweep=sweep)
 

@@ -31,7 +31,7 @@ def affinity_data(x: np.ndarray, knn: KNN,
         num_nodes=x.shape[0])
     if labels is not None:
         check_labels(np.asarray(labels), x.shape[0])
-        data.y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        data.y = torch.tensor(np.asarray(labels), dtype=torch.long)
     return data
 
 

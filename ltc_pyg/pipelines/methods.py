@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from torch_geometric.data import Data
 
-from ltc_pyg.config import from_dict, to_dict
+from ltc_pyg.config import KNNConfig, from_dict, to_dict
 from ltc_pyg.pipelines.report import StageTimer
 
 # name -> 'module:Class'; imported lazily by get_method().
@@ -69,6 +70,16 @@ class NoParams:
     r"""Parameters of a method that has none."""
 
 
+def check_device(device: str) -> None:
+    r"""Checks a torch device string (``'cpu'``, ``'cuda'``, ``'cuda:1'``,
+    ...), so that a typo such as ``'gpu'`` fails before any work."""
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"Unknown device {device!r} (expected 'cpu', "
+                         f"'cuda' or 'cuda:<index>')") from None
+
+
 class ClusteringMethod(ABC):
     r"""Base class of every clustering method.
 
@@ -79,6 +90,12 @@ class ClusteringMethod(ABC):
         seed (int, optional): Seed of every random choice. (default: ``0``)
         progress_bar (bool, optional): Show progress bars; by default shown
             for large inputs.
+
+    Attributes:
+        trained_knn (KNNConfig or None): The kNN settings of the graph a
+            learned method was trained on (set by training and by loading
+            one of our checkpoints); :func:`~ltc_pyg.pipelines.run.cluster`
+            holds its graphs to them.
     """
     name: ClassVar[str]
     Params: ClassVar[type] = NoParams
@@ -93,7 +110,9 @@ class ClusteringMethod(ABC):
         elif not isinstance(params, self.Params):
             raise TypeError(f'{self.name} expects {self.Params.__name__} '
                             f'(got {type(params).__name__})')
+        check_device(device)
         self.params = params
+        self.trained_knn: KNNConfig | None = None
         self.device = device
         self.seed = seed
         self.progress_bar = progress_bar
