@@ -25,7 +25,9 @@ dense kNN arrays with :mod:`ltc_pyg.graph.transforms`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -177,12 +179,46 @@ class ClusteringMethod(ABC):
 
 
 def get_method(name: str) -> type[ClusteringMethod]:
-    r"""The class registered under ``name``."""
+    r"""The class registered under ``name``; an unknown name fails with the
+    closest registered ones."""
     if name not in METHODS:
-        raise ValueError(f"Unknown method '{name}' (available: "
+        close = difflib.get_close_matches(name, METHODS, n=2)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close \
+            else ''
+        raise ValueError(f"Unknown method '{name}'{hint} (available: "
                          f"{', '.join(sorted(METHODS))})")
     module_name, class_name = METHODS[name].split(':')
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def parameter_help(params: type) -> dict[str, str]:
+    r"""The first sentence of each parameter's description in the
+    ``Args:`` section of a ``Params`` docstring, by name."""
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in (params.__doc__ or '').splitlines():
+        match = re.match(r'\s*(\w+) \([^)]*\):\s*(.*)', line)
+        if match and match.group(1) in {f.name for f in
+                                        dataclasses.fields(params)}:
+            current = found.setdefault(match.group(1), [match.group(2)])
+        elif current is not None and line.strip():
+            current.append(line.strip())
+        else:
+            current = None
+    return {name: first_sentence(' '.join(words))
+            for name, words in found.items()}
+
+
+def first_sentence(text: str) -> str:
+    r"""The first sentence of docstring text, markup removed, for the
+    terminal."""
+    # A role broken across lines (:func:`~a.b.<newline>c`) joins up again.
+    text = re.sub(r':\w+:`[^`]*`', lambda m: m.group(0).replace(' ', ''),
+                  ' '.join(text.split()))
+    text = re.split(r'(?<=\.)\s(?=[A-Z(])', text, maxsplit=1)[0]
+    text = text.replace(r':math:`\geq`', '>=')
+    text = re.sub(r':\w+:`~?(?:[\w.]*\.)?([^`]+)`', r'\1', text)
+    return text.replace('``', '')
 
 
 def build_method(name: str, params: Any = None, **kwargs: Any
