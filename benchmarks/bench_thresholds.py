@@ -64,11 +64,13 @@ def fscore(graph: Data, method: str, threshold: float | None
 
 
 def sweep_values(graph: Data, num_values: int) -> np.ndarray:
-    r"""From the median kNN similarity to the 99% quantile of the nearest
-    other node's: the whole range where any method's best lies."""
-    low = float(np.median(graph.knn_similarity[:, 1:].numpy()))
-    high = float(np.quantile(graph.knn_similarity[:, 1].numpy(), 0.99))
-    return np.linspace(min(low, high - 0.05), high, num_values)
+    r"""From the lower of the median kNN similarity and the 1% quantile of
+    the nearest other node's, to the latter's 99% quantile: the whole range
+    where any method's best lies."""
+    nearest = graph.knn_similarity[:, 1].numpy()
+    low = min(float(np.median(graph.knn_similarity[:, 1:].numpy())),
+              float(np.quantile(nearest, 0.01)))
+    return np.linspace(low, float(np.quantile(nearest, 0.99)), num_values)
 
 
 def main() -> None:
@@ -80,7 +82,7 @@ def main() -> None:
                                  'DIM'))
     parser.add_argument('--methods', nargs='+', default=list(METHODS))
     parser.add_argument('--k', type=int, default=80)
-    parser.add_argument('--num-values', type=int, default=16)
+    parser.add_argument('--num-values', type=int, default=20)
     args = parser.parse_args()
     rows = []
     for name, train, test in graphs(args, KNNConfig(k=args.k)):
