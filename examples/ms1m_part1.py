@@ -30,6 +30,7 @@ import argparse
 import copy
 import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,12 @@ SLOW: dict[str, str] = {
     'lgcn': 'training alone took 534 s (one epoch over 7,044 pivot '
             'subgraphs)',
 }
+
+#: Learned methods built on another one: (base, the parameter naming its
+#: checkpoint). The base trained (or given) in the same run is reused
+#: instead of being trained again.
+BUILDS_ON = {'gcn-v+e': ('gcn-v', 'gcn_v_checkpoint'),
+             'gcn-d+s': ('gcn-d', 'gcn_d_checkpoint')}
 
 COLUMNS = ['method', 'pairwise_precision', 'pairwise_recall',
            'pairwise_fscore', 'bcubed_precision', 'bcubed_recall',
@@ -250,6 +257,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     params = method_params(args, synthetic)
     labels_true = test.y.numpy() if 'y' in test else None
 
+    work = tempfile.TemporaryDirectory(prefix='ms1m_part1_')
+    trained = dict(checkpoints)  # method -> checkpoint, for BUILDS_ON
     rows: dict[str, dict[str, Any]] = {}
     for name in names:
         options = dict(device=args.device, seed=args.seed,
@@ -262,10 +271,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
                                  f'{name}=PATH nor {args.train_name} data '
                                  f'given')
                 continue
+            base, key = BUILDS_ON.get(name, (None, None))
+            if base in trained and key not in params[name]:
+                logger.info("'%s' reuses the '%s' model", name, base)
+                params[name][key] = trained[base]
             logger.info("Training '%s' on %d samples", name,
                         train_graph.num_nodes)
-            method = train(train_graph, name, params[name] or None, knn=knn,
-                           timer=timer, **options)
+            trained[name] = str(Path(work.name) / f'{name}.pt')
+            method = train(train_graph, name, params[name] or None,
+                           out=trained[name], knn=knn, timer=timer,
+                           **options)
         else:
             method = make_method(name, params[name] or None,
                                  checkpoints.get(name), **options)
@@ -289,6 +304,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
             write_report_dir(args.report / name, report, labels,
                              labels_true, sweep=sweep)
 
+    work.cleanup()
     print(f'\nResults on {description}:')
     print(format_table(list(rows.values()), COLUMNS))
     for name, why in skipped.items():
