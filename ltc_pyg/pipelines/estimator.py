@@ -187,6 +187,7 @@ class FaceClusterer(ClusterMixin, BaseEstimator):
                                  seed=self.seed, resume=self.checkpoint,
                                  progress_bar=self.progress_bar,
                                  timer=timer)
+            self.knn_ = self.method_.trained_knn  # k as capped by the data
             self.train_report_ = timer.as_dict()
         else:
             self.method_ = make_method(self.method, self.params,
