@@ -1,5 +1,19 @@
 r"""The kNN affinity graph: faiss search, PyG transforms, the dataset."""
 from ltc_pyg.graph.dataset import FaceClusteringDataset, affinity_data
+from ltc_pyg.graph.edge_probability import (
+    EDGE_FEATURES,
+    EarlyStop,
+    NeighborEdgeProbability,
+    SharedNeighbors,
+    default_temperature,
+    early_stop,
+    kept_links,
+    knn_edge_features,
+    mean_knn_distance,
+    neighbor_edge_probability,
+    neighbor_probability,
+    shared_neighbors,
+)
 from ltc_pyg.graph.knn import (
     KNN_METHODS,
     cached_knn_search,
@@ -27,5 +41,9 @@ __all__ = [
     'l2_normalize', 'KNN_METHODS', 'KNNAffinityGraph', 'RowNormalize',
     'ToSparseAdjacency', 'knn_to_edges', 'knn_to_tensors', 'symmetrize_max',
     'row_normalize', 'to_sparse_adjacency', 'FaceClusteringDataset',
-    'affinity_data', 'AffinityData',
+    'affinity_data', 'AffinityData', 'EDGE_FEATURES', 'EarlyStop',
+    'NeighborEdgeProbability',
+    'SharedNeighbors', 'default_temperature', 'early_stop', 'kept_links',
+    'knn_edge_features', 'mean_knn_distance', 'neighbor_edge_probability',
+    'neighbor_probability', 'shared_neighbors',
 ]

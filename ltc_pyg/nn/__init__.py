@@ -8,9 +8,11 @@ from ltc_pyg.nn.models import (
     GCNS,
     GCNV,
     LGCN,
+    EdgeScorer,
     GCNVOutput,
+    NeighborhoodContext,
     seed_products,
 )
 
 __all__ = ['DSConv', 'GCNV', 'GCNVOutput', 'GCNE', 'GCND', 'GCNS',
-           'seed_products', 'LGCN']
+           'seed_products', 'LGCN', 'EdgeScorer', 'NeighborhoodContext']
