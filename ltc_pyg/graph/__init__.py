@@ -24,6 +24,7 @@ from ltc_pyg.graph.knn import (
     torch_exact_search,
 )
 from ltc_pyg.graph.transforms import (
+    AffinityData,
     KNNAffinityGraph,
     RowNormalize,
     ToSparseAdjacency,
@@ -40,7 +41,8 @@ __all__ = [
     'l2_normalize', 'KNN_METHODS', 'KNNAffinityGraph', 'RowNormalize',
     'ToSparseAdjacency', 'knn_to_edges', 'knn_to_tensors', 'symmetrize_max',
     'row_normalize', 'to_sparse_adjacency', 'FaceClusteringDataset',
-    'affinity_data', 'EDGE_FEATURES', 'EarlyStop', 'NeighborEdgeProbability',
+    'affinity_data', 'AffinityData', 'EDGE_FEATURES', 'EarlyStop',
+    'NeighborEdgeProbability',
     'SharedNeighbors', 'default_temperature', 'early_stop', 'kept_links',
     'knn_edge_features', 'mean_knn_distance', 'neighbor_edge_probability',
     'neighbor_probability', 'shared_neighbors',

@@ -111,7 +111,8 @@ def load_method(path: str | Path, name: str, params: Any = None,
     r"""Builds method ``name`` from a checkpoint.
 
     For our checkpoints the stored parameters are used unless ``params`` is
-    given, and the stored kNN settings are returned; for original checkpoints
+    given, and the stored kNN settings are returned (and set as the method's
+    ``trained_knn``); for original checkpoints
     ``params`` (or the defaults) apply and the kNN settings are ``None``.
 
     Args:
@@ -141,9 +142,10 @@ def load_method(path: str | Path, name: str, params: Any = None,
         method = build_method(name, payload['params'] if params is None
                               else params, **kwargs)
         method.load_state_dict(payload['state'])
+    method.trained_knn = from_dict(KNNConfig, payload['knn'])
     if restore_rng and 'rng' in payload:
         set_rng_state(payload['rng'])
-    return method, from_dict(KNNConfig, payload['knn'])
+    return method, method.trained_knn
 
 
 @contextlib.contextmanager

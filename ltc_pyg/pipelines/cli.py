@@ -2,10 +2,15 @@ r"""``ltc-pyg``: the command line, the only argparse entry point.
 
 Sub-commands::
 
+    ltc-pyg methods   the methods, trainable or not, their parameters
     ltc-pyg knn       features -> kNN file in the original .npz layout
     ltc-pyg evaluate  true + predicted .meta -> pairwise F, BCubed F, NMI
-    ltc-pyg train     NAME: features + labels -> checkpoint
+    ltc-pyg train     --method NAME (or NAME): features + labels -> checkpoint
     ltc-pyg cluster   --method NAME: features -> predicted .meta + report
+
+Logging: warnings only by default (third-party INFO lines, e.g. faiss'
+loader, stay hidden); ``-v`` adds ltc_pyg's progress notes, ``-vv``
+everyone's debug output; ``-q`` keeps errors only and hides progress bars.
 
 Bad input exits with code 2 and one line naming the file or flag and the
 numbers; an output that would overwrite an input, or that cannot be written,
@@ -18,6 +23,7 @@ else is a bug: one line asking to rerun with ``-v`` (or
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import logging
 import os
@@ -32,12 +38,14 @@ import numpy as np
 import torch
 import yaml
 
+from ltc_pyg import __version__
 from ltc_pyg.config import (
     KNNConfig,
     RunConfig,
     check_seed,
     from_dict,
     load_config,
+    to_dict,
 )
 from ltc_pyg.data.io import read_features, read_labels, write_knn, write_labels
 from ltc_pyg.graph.knn import (
@@ -48,7 +56,15 @@ from ltc_pyg.graph.knn import (
 )
 from ltc_pyg.metrics import evaluate_known
 from ltc_pyg.pipelines.estimator import threshold_sweep
-from ltc_pyg.pipelines.methods import METHODS, get_method
+from ltc_pyg.pipelines.methods import (
+    METHODS,
+    ClusteringMethod,
+    build_method,
+    check_device,
+    first_sentence,
+    get_method,
+    parameter_help,
+)
 from ltc_pyg.pipelines.outputs import Outputs, check_outputs
 from ltc_pyg.pipelines.plots import write_report_dir
 from ltc_pyg.pipelines.report import (
@@ -57,11 +73,18 @@ from ltc_pyg.pipelines.report import (
     format_table,
     write_json,
 )
-from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
+from ltc_pyg.pipelines.run import (
+    build_graph,
+    cluster,
+    knn_settings,
+    make_method,
+    train,
+)
 
 logger = logging.getLogger('ltc_pyg')
 
 EPILOG = '''examples:
+  ltc-pyg methods                 # every method; ltc-pyg methods gcn-v
   ltc-pyg knn --features data/features/part1_test.bin --dim 256 --k 80 \\
       --method ivf --out data/knns/part1_test/faiss_k_80.npz
   ltc-pyg cluster --method knn-threshold --features F.bin --dim 256 \\
@@ -105,12 +128,15 @@ def _add_knn_args(parser: argparse.ArgumentParser) -> None:
 def _add_method_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--config', type=Path, help='YAML run config '
                         '(method, knn, params, seed, device); flags override')
-    parser.add_argument('--threshold', type=float, help='similarity '
-                        'threshold, for methods that have one '
-                        '(knn-threshold: chosen from the data when omitted)')
+    parser.add_argument('--threshold', type=float, help='the method\'s '
+                        'similarity threshold, whatever its name (threshold, '
+                        'tau for gcn-v, ...; see ltc-pyg methods); baselines '
+                        'choose one from the data when omitted')
     parser.add_argument('--param', action='append', default=[],
                         metavar='KEY=VALUE', help='set a method parameter '
-                        '(repeatable), e.g. --param max_size=300')
+                        '(repeatable), merged into the config; dotted keys '
+                        'reach nested ones, e.g. --param max_size=300 '
+                        '--param train.steps=30')
     parser.add_argument('--device', help="torch/faiss device, 'cpu' or "
                         "'cuda' (default: cpu)")
     parser.add_argument('--seed', type=int, help='random seed (default: 0)')
@@ -125,12 +151,23 @@ def make_parser() -> argparse.ArgumentParser:
         description='Learning to cluster face embeddings on kNN affinity '
         'graphs (PyTorch Geometric). Data use the learn-to-cluster layout: '
         'features/<name>.bin, labels/<name>.meta, knns/<name>/faiss_k_<k>.npz.')
+    parser.add_argument('--version', action='version',
+                        version=f'%(prog)s {__version__}')
     parser.add_argument('-v', '--verbose', action='count', default=0,
-                        help='more logging (-vv for debug)')
+                        help='progress notes (-vv: debug output of every '
+                        'library)')
     parser.add_argument('-q', '--quiet', action='store_true',
-                        help='only warnings and errors')
+                        help='errors only, no progress bars')
     commands = parser.add_subparsers(dest='command', required=True,
                                      metavar='COMMAND')
+
+    listing = commands.add_parser(
+        'methods', help='list the methods and their parameters',
+        description='Every registered method: trainable or not, and its '
+        'parameters (--param KEY=VALUE or a config\'s params:) with their '
+        'defaults; the threshold parameter is marked (--threshold).')
+    listing.add_argument('names', nargs='*', metavar='NAME',
+                         help='only these methods')
 
     knn = commands.add_parser(
         'knn', help='build a kNN file (original .npz layout)',
@@ -140,9 +177,10 @@ def make_parser() -> argparse.ArgumentParser:
     _add_features_args(knn)
     knn.add_argument('--k', type=int, required=True,
                      help='neighbours per node, itself included')
-    knn.add_argument('--method', choices=KNN_METHODS, default='flat',
+    knn.add_argument('--knn-method', '--method', dest='knn_method',
+                     choices=KNN_METHODS, default='flat',
                      help='flat = exact; ivf / hnsw = approximate and fast '
-                     '(default: flat)')
+                     '(default: flat; --method is the older name)')
     knn.add_argument('--num-probes', type=int, default=64,
                      help='IVF lists searched per query (default: 64)')
     knn.add_argument('--ef-search', type=int, default=256,
@@ -164,11 +202,15 @@ def make_parser() -> argparse.ArgumentParser:
     ev.add_argument('--json', action='store_true', help='print JSON')
 
     names = ', '.join(sorted(METHODS))
+    trainable = ', '.join(sorted(name for name in METHODS
+                                 if get_method(name).trainable))
     tr = commands.add_parser(
         'train', help='train a learned method',
         description=f'Train a learned method on labelled features and write '
-        f'a checkpoint (atomically). Methods: {names}.')
-    tr.add_argument('name', help='method to train')
+        f'a checkpoint (atomically), with the kNN settings that cluster '
+        f'--checkpoint reuses. Methods: {trainable}.')
+    tr.add_argument('name', nargs='?', help='method to train (or --method)')
+    tr.add_argument('--method', help='method to train, as in cluster')
     _add_features_args(tr)
     tr.add_argument('--labels', required=True, type=Path,
                     help='.meta with the true identities')
@@ -201,18 +243,38 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_params(pairs: list[str]) -> dict[str, Any]:
-    params = {}
+def _merge(params: dict[str, Any], key: str, value: Any) -> None:
+    r"""Sets ``params[key]``, descending into nested dicts at the dots of
+    ``key``; dict values merge into the dicts already there."""
+    *parents, last = key.split('.')
+    for parent in parents:
+        params = params.setdefault(parent, {})
+        if not isinstance(params, dict):
+            raise UserError(f"--param {key}: '{parent}' is not a group of "
+                            f'parameters')
+    if isinstance(value, dict) and isinstance(params.get(last), dict):
+        for name, item in value.items():
+            _merge(params[last], name, item)
+    else:
+        params[last] = value
+
+
+def _parse_params(pairs: list[str], params: dict[str, Any]
+                  ) -> dict[str, Any]:
+    r"""``params`` (deep-copied) with the ``--param KEY=VALUE`` pairs
+    merged in (YAML values, dotted keys)."""
+    params = copy.deepcopy(params)
     for pair in pairs:
         key, sep, value = pair.partition('=')
-        if not sep or not key:
+        if not sep or not key.strip():
             raise UserError(f"--param expects KEY=VALUE (got '{pair}')")
         try:
-            params[key.strip()] = yaml.safe_load(value)
+            value = yaml.safe_load(value)
         except yaml.YAMLError as error:
             problem = getattr(error, 'problem', None) or 'not valid YAML'
             raise UserError(f"--param '{pair}': the value is not valid YAML "
                             f'({problem})') from None
+        _merge(params, key.strip(), value)
     return params
 
 
@@ -225,14 +287,15 @@ def _check_params(method: str, params: dict[str, Any], source: str) -> None:
         raise UserError(f'{source}: {error}') from None
 
 
-def check_device(device: str, source: str = '--device') -> None:
-    r"""Checks a torch/faiss device string: ``'cpu'``, or ``'cuda[:i]'``
-    with that GPU present."""
+def _check_device(device: str, source: str) -> None:
+    r"""Checks a device for the CLI: torch's syntax
+    (:func:`~ltc_pyg.pipelines.methods.check_device`), ``'cpu'`` or
+    ``'cuda[:i]'``, and that GPU present; errors name ``source``."""
     try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise UserError(f"{source} '{device}' is not a device; use 'cpu' or "
-                        f"'cuda[:i]'") from None
+        check_device(device)
+    except ValueError as error:
+        raise UserError(f'{source}: {error}') from None
+    parsed = torch.device(device)
     if parsed.type not in ('cpu', 'cuda'):
         raise UserError(f"{source} '{device}' is not supported; use 'cpu' or "
                         f"'cuda[:i]'")
@@ -243,10 +306,26 @@ def check_device(device: str, source: str = '--device') -> None:
                             f'CUDA device(s)')
 
 
-def _run_config(args: argparse.Namespace, method: str | None) -> RunConfig:
-    r"""Merges ``--config`` with the flags (flags win) and checks the
-    result before any work."""
+def _method_name(args: argparse.Namespace) -> str | None:
+    r"""``train NAME`` or ``--method NAME``."""
+    name = getattr(args, 'name', None)
+    if name is not None and args.method is not None and name != args.method:
+        raise UserError(f"Two methods given: '{name}' and --method "
+                        f"'{args.method}'")
+    return name or args.method
+
+
+def _run_config(args: argparse.Namespace) -> tuple[RunConfig,
+                                                    dict[str, Any]]:
+    r"""Merges ``--config`` with the flags (flags win).
+
+    Returns:
+        The run config, and the kNN settings set explicitly (by the config
+        file's ``knn:`` or ``--k`` / ``--knn-method``), which a checkpoint's
+        must not contradict.
+    """
     config = load_config(args.config) if args.config else None
+    method = _method_name(args)
     if method is None:
         if config is None:
             raise UserError('--method is required (or a --config naming one)')
@@ -255,34 +334,55 @@ def _run_config(args: argparse.Namespace, method: str | None) -> RunConfig:
         raise UserError(f"{args.config} is for '{config.method}', not "
                         f"'{method}'")
     get_method(method)  # fails early on unknown names
-    knn = config.knn if config else KNNConfig()
-    if args.k is not None:
-        try:
-            knn = dataclasses.replace(knn, k=args.k)
-        except ValueError as error:
-            raise UserError(f'--k: {error}') from None
-    if args.knn_method is not None:
-        knn = dataclasses.replace(knn, method=args.knn_method)
-    params = dict(config.params) if config else {}
+    defaults = to_dict(KNNConfig())
+    requested = {key: value for key, value in to_dict(config.knn).items()
+                 if value != defaults[key]} if config else {}
+    flags = {'k': args.k, 'method': args.knn_method}
+    requested.update({key: value for key, value in flags.items()
+                      if value is not None})
+    if args.knn is not None and args.knn_method is not None:
+        raise UserError(f'--knn-method chooses a search, but --knn '
+                        f'{args.knn} skips it; give one of them')
+    if args.knn is not None and args.knn_cache is not None:
+        raise UserError(f'--knn {args.knn} is read, not searched; '
+                        f'--knn-cache {args.knn_cache} would never be used')
     if config is not None:
-        _check_params(method, params, str(args.config))
-    flags = [flag for flag, given in (('--threshold', args.threshold),
-                                      ('--param', args.param)) if given]
-    if args.threshold is not None:
-        params['threshold'] = args.threshold
-    params.update(_parse_params(args.param))
-    if flags:
-        _check_params(method, params, ' / '.join(flags))
+        _check_params(method, config.params, str(args.config))
+    params = _parse_params(args.param, config.params if config else {})
+    if args.param:
+        _check_params(method, params, '--param')
+    try:
+        knn = KNNConfig(**{**defaults, **requested})
+    except ValueError as error:
+        raise UserError(f'--k: {error}') from None
     if args.seed is not None:
         check_seed(args.seed, '--seed')
     device = args.device or (config.device if config else 'cpu')
-    check_device(device, f'{args.config}: device'
-                 if config and not args.device else '--device')
-    return RunConfig(
+    _check_device(device, f'{args.config}: device'
+                  if config and not args.device else '--device')
+    run = RunConfig(
         method=method, knn=knn, params=params,
         seed=args.seed if args.seed is not None else (config.seed if config
                                                       else 0),
         device=device)
+    return run, requested
+
+
+def _set_threshold(method: ClusteringMethod, threshold: float | None
+                   ) -> None:
+    r"""Applies ``--threshold`` to the method's own threshold parameter."""
+    if threshold is None:
+        return
+    name = method.threshold_name
+    if name is None:
+        raise UserError(f"'{method.name}' has no similarity threshold "
+                        f'(see ltc-pyg methods {method.name}); set its '
+                        f'parameters with --param KEY=VALUE')
+    try:
+        method.params = dataclasses.replace(method.params,
+                                            **{name: threshold})
+    except ValueError as error:
+        raise UserError(f'--threshold {threshold}: {error}') from None
 
 
 def _read_inputs(args: argparse.Namespace, timer: StageTimer,
@@ -300,15 +400,15 @@ def _knn(args: argparse.Namespace) -> None:
                         ('--ef-search', args.ef_search)):
         if value < 1:
             raise UserError(f'{flag} must be at least 1 (got {value})')
-    check_device(args.device)
+    _check_device(args.device, '--device')
     with Outputs({'--features': args.features}, {'--out': args.out}) as out:
         x = l2_normalize(read_features(args.features, args.dim))
-        knn = knn_search(x, args.k, args.method, device=args.device,
+        knn = knn_search(x, args.k, args.knn_method, device=args.device,
                          num_probes=args.num_probes, ef_search=args.ef_search,
                          normalize=False)
         with out.stage('--out') as path:
             # The metadata of a kNN cache: build_graph reuses the file.
-            write_knn(path, knn, **knn_metadata(x, args.k, args.method))
+            write_knn(path, knn, **knn_metadata(x, args.k, args.knn_method))
         out.commit()
     logger.info('Wrote %s: %d x %d neighbours', args.out, *knn.neighbor.shape)
 
@@ -342,20 +442,30 @@ def _inputs(args: argparse.Namespace) -> dict[str, Path | None]:
             '--resume': getattr(args, 'resume', None)}
 
 
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.no_progress or args.quiet else None
+
+
 def _train(args: argparse.Namespace) -> None:
-    config = _run_config(args, args.name)
+    config, requested = _run_config(args)
     # The checkpoint is saved as training goes (train.save_every), so it is
     # not staged; continuing a run in place (--resume X --out X) is allowed.
     check_outputs(_inputs(args), {'--out': args.out,
                                   '--knn-cache': args.knn_cache},
                   allowed={('--out', '--resume')})
+    params = config.params
+    if args.threshold is not None:
+        method = build_method(config.method, params, device=config.device)
+        _set_threshold(method, args.threshold)
+        params = to_dict(method.params)
     timer = StageTimer()
     features, labels = _read_inputs(args, timer, args.labels)
-    progress = False if args.no_progress else None
-    graph = build_graph(features, config.knn, labels, knn_path=args.knn,
+    progress = _progress(args)
+    graph = build_graph(features, config.knn if requested or not args.knn
+                        else None, labels, knn_path=args.knn,
                         cache_path=args.knn_cache, device=config.device,
                         timer=timer, progress_bar=progress)
-    train(graph, config.method, config.params, out=args.out, knn=config.knn,
+    train(graph, config.method, params, out=args.out, knn=config.knn,
           device=config.device, seed=config.seed, resume=args.resume,
           progress_bar=progress, timer=timer)
     print(format_table([{'stage': s.name, 'seconds': s.seconds,
@@ -365,42 +475,54 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _cluster(args: argparse.Namespace) -> None:
-    config = _run_config(args, args.method)
+    config, requested = _run_config(args)
     report_dir = args.report is not None and args.report.suffix != '.json'
     with Outputs(_inputs(args), {'--out': args.out, '--report': args.report,
                                  '--knn-cache': args.knn_cache},
                  directories={'--report'} if report_dir else set()) as out:
         timer = StageTimer()
         features, labels = _read_inputs(args, timer, args.labels)
-        progress = False if args.no_progress else None
+        progress = _progress(args)
         method = make_method(config.method, config.params or None,
                              checkpoint=args.checkpoint,
                              device=config.device, seed=config.seed,
                              progress_bar=progress)
-        graph = build_graph(features, config.knn, labels, knn_path=args.knn,
+        _set_threshold(method, args.threshold)
+        try:
+            knn = knn_settings(method, requested)
+        except ValueError as error:
+            raise UserError(f'{args.checkpoint}: {error}') from None
+        # A --knn file keeps its own k unless one was asked for or trained
+        # on.
+        fixed_k = bool(requested) or method.trained_knn is not None
+        graph = build_graph(features, knn if fixed_k or not args.knn
+                            else None, labels, knn_path=args.knn,
                             cache_path=args.knn_cache, device=config.device,
                             timer=timer, progress_bar=progress)
         try:
-            result = cluster(graph, method, timer, config.knn)
+            result = cluster(graph, method, timer, knn)
         except ValueError as error:  # e.g. a model of another embedding
             if args.checkpoint is None:
                 raise
             raise ValueError(f'{error} (model: --checkpoint '
                              f'{args.checkpoint})') from None
-        with out.stage('--out') as path:
-            write_labels(path, result.labels)
-        if args.report and not report_dir:
-            with out.stage('--report') as path:
-                write_json(path, result.report)
-        elif args.report:
+        sweep = None
+        if report_dir and labels is not None and not method.trainable:
             # Learned methods would re-run their model per value: API only.
-            sweep = (threshold_sweep(graph, method)
-                     if labels is not None and not method.trainable else None)
+            with timer('threshold sweep'):
+                sweep = threshold_sweep(graph, method, progress_bar=progress)
+        with timer('write'), out.stage('--out') as path:
+            write_labels(path, result.labels)
+        # The totals cover every stage of the command, the sweep included.
+        report = {**result.report, **timer.as_dict()}
+        if args.report:
             with out.stage('--report') as path:
-                write_report_dir(path, result.report, result.labels, labels,
-                                 sweep=sweep)
+                if report_dir:
+                    write_report_dir(path, report, result.labels, labels,
+                                     sweep=sweep)
+                else:
+                    write_json(path, report)
         out.commit()
-    report = result.report
     if labels is not None:
         _note_unknown(report['num_unknown_labels'], report['num_nodes'],
                       args.labels)
@@ -411,8 +533,40 @@ def _cluster(args: argparse.Namespace) -> None:
         print(format_table([report['metrics']], list(report['metrics'])))
 
 
-COMMANDS = {'knn': _knn, 'evaluate': _evaluate, 'train': _train,
-            'cluster': _cluster}
+def _methods(args: argparse.Namespace) -> None:
+    names = args.names or sorted(METHODS)
+    for name in names:
+        cls = get_method(name)
+        defaults = to_dict(cls.Params())
+        threshold = build_method(name).threshold_name
+        meaning = parameter_help(cls.Params)
+        kind = 'trainable' if cls.trainable else 'not trained'
+        print(f'{name} ({kind}): {first_sentence(cls.__doc__ or "")}')
+        for key, value in defaults.items():
+            mark = ' [--threshold]' if key == threshold else ''
+            shown = repr(value)
+            if len(shown) > 40 and len(names) > 1:
+                shown = shown[:36] + ' ...'
+            print(f'    {key} = {shown}{mark}: {meaning.get(key, "")}')
+        if len(names) > 1:
+            print()
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    r"""Warnings by default; ``-v`` adds ltc_pyg's INFO notes, ``-vv``
+    every library's debug output; ``-q`` errors only."""
+    logging.basicConfig(level=logging.DEBUG if args.verbose > 1
+                        else logging.WARNING,
+                        format='%(levelname)s %(name)s: %(message)s',
+                        stream=sys.stderr)
+    logger.setLevel(logging.ERROR if args.quiet else
+                    logging.WARNING if args.verbose == 0 else
+                    logging.INFO if args.verbose == 1 else logging.DEBUG)
+    logging.captureWarnings(True)
+
+
+COMMANDS = {'methods': _methods, 'knn': _knn, 'evaluate': _evaluate,
+            'train': _train, 'cluster': _cluster}
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -433,11 +587,7 @@ def _one_line(error: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    level = (logging.WARNING if args.quiet else
-             logging.DEBUG if args.verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format='%(levelname)s %(name)s: '
-                        '%(message)s', stream=sys.stderr)
-    logging.captureWarnings(True)
+    _configure_logging(args)
     debug = args.verbose > 0 or os.environ.get('LTC_PYG_DEBUG', '') not in (
         '', '0')
     prefix = f'ltc-pyg {args.command}'

@@ -258,7 +258,7 @@ CASES: list[tuple[str, Case, int, list[str]]] = [
         d, o, '--method', 'hnsw', '--ef-search', '-3'), 2,
      ['--ef-search must be at least 1 (got -3)']),
     ('knn-device-banana', lambda d, o: _knn_cmd(d, o, '--device', 'banana'),
-     2, ["--device 'banana'"]),
+     2, ["--device: Unknown device 'banana'"]),
     ('knn-device-missing-gpu', lambda d, o: _knn_cmd(
         d, o, '--device', 'cuda:99'), 2, ["--device 'cuda:99'",
                                           'CUDA device']),
@@ -390,9 +390,9 @@ CASES: list[tuple[str, Case, int, list[str]]] = [
         d, o, '--config', str(d.root), method=None), 2, ['is a directory']),
     ('cluster-config-device-banana', lambda d, o: _cluster(
         d, o, '--config', str(d.yaml_device), method=None), 2,
-     ['{yaml_device}', "'banana'"]),
+     ['{yaml_device}: device: Unknown device', "'banana'"]),
     ('cluster-device-banana', lambda d, o: _cluster(
-        d, o, '--device', 'banana'), 2, ["--device 'banana'"]),
+        d, o, '--device', 'banana'), 2, ["--device: Unknown device 'banana'"]),
     ('cluster-method-unknown', lambda d, o: _cluster(d, o, method='nope'), 2,
      ["Unknown method 'nope'"]),
     ('cluster-no-method', lambda d, o: _cluster(d, o, method=None), 2,
@@ -451,7 +451,7 @@ CASES: list[tuple[str, Case, int, list[str]]] = [
         d, o, '--config', str(d.yaml_hidden)), 2,
      ['{yaml_hidden}', 'hidden_channels must be at least 1 (got -16)']),
     ('train-device-banana', lambda d, o: _train(d, o, '--device', 'banana'),
-     2, ["--device 'banana'"]),
+     2, ["--device: Unknown device 'banana'"]),
 ]
 
 
