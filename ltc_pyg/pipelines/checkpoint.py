@@ -20,7 +20,12 @@ import torch
 
 from ltc_pyg.config import KNNConfig, from_dict, to_dict
 from ltc_pyg.data.io import atomic_write
-from ltc_pyg.pipelines.methods import METHODS, ClusteringMethod, build_method
+from ltc_pyg.pipelines.methods import (
+    METHODS,
+    ClusteringMethod,
+    build_method,
+    get_method,
+)
 
 FORMAT = 'ltc_pyg'
 VERSION = 1
@@ -88,7 +93,8 @@ def load_method(path: str | Path, name: str, params: Any = None,
             name, name):
         raise ValueError(f"{path} holds a '{payload['method']}' model, not "
                          f"'{name}'")
-    method = build_method(name, payload['params'] if params is None
-                          else params, **kwargs)
+    if params is None:
+        params = get_method(name).upgrade_params(payload['params'])
+    method = build_method(name, params, **kwargs)
     method.load_state_dict(payload['state'])
     return method, from_dict(KNNConfig, payload['knn'])

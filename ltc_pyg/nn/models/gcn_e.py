@@ -10,6 +10,10 @@ from torch.nn import Linear, ModuleList, PReLU, Sequential
 from torch_geometric.nn import GraphConv
 from torch_geometric.typing import Adj, OptTensor
 
+from ltc_pyg.nn.models.gcn_v import convert_graph_conv, convert_head
+
+__all__ = ['GCNE', 'convert_original_gcn_e']
+
 
 class GCNE(torch.nn.Module):
     r"""Four graph convolutions and a two-way classifier per node, applied to
@@ -78,3 +82,19 @@ class GCNE(torch.nn.Module):
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'hidden_channels={self.hidden_channels}, '
                 f'dropout={self.dropout})')
+
+
+def convert_original_gcn_e(state_dict: dict[str, Tensor]
+                           ) -> dict[str, Tensor]:
+    r"""Maps the original ``gcn_e`` state dict (``conv1..4``,
+    ``classifier.{0,1,2}``) onto :class:`~ltc_pyg.nn.models.GCNE`."""
+    convs = [f'conv{i}.weight' for i in range(1, 5)]
+    if not all(key in state_dict for key in convs):
+        raise ValueError(f'Not an original gcn_e state dict: expected '
+                         f'{convs} (got {sorted(state_dict)})')
+    converted = convert_head(state_dict)
+    for i in range(4):
+        converted.update(convert_graph_conv(
+            state_dict[f'conv{i + 1}.weight'], state_dict[f'conv{i + 1}.bias'],
+            f'convs.{i}'))
+    return converted

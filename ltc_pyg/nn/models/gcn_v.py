@@ -12,6 +12,9 @@ from torch.nn import Linear, PReLU, Sequential
 from torch_geometric.nn import GraphConv
 from torch_geometric.typing import Adj, OptTensor, PairTensor
 
+__all__ = ['GCNV', 'GCNVOutput', 'convert_original_gcn_v',
+           'convert_graph_conv', 'convert_head']
+
 
 class GCNVOutput(NamedTuple):
     r"""``confidence`` ``[N]`` and the conv's hidden features ``hidden``
@@ -78,3 +81,37 @@ class GCNV(torch.nn.Module):
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'hidden_channels={self.hidden_channels}, '
                 f'dropout={self.dropout})')
+
+
+def convert_graph_conv(weight: Tensor, bias: Tensor, prefix: str
+                       ) -> dict[str, Tensor]:
+    r"""An original ``(2 in, out)`` graph-convolution weight, applied there
+    as ``[x || Ax] @ W + b``, as the keys of PyG
+    :class:`~torch_geometric.nn.conv.GraphConv` ``prefix`` (``lin_root``
+    takes the first half, ``lin_rel`` the second and the bias)."""
+    half = weight.size(0) // 2
+    return {f'{prefix}.lin_root.weight': weight[:half].t().contiguous(),
+            f'{prefix}.lin_rel.weight': weight[half:].t().contiguous(),
+            f'{prefix}.lin_rel.bias': bias}
+
+
+def convert_head(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+    r"""The original ``classifier.*`` keys as ``head.*``."""
+    return {key.replace('classifier.', 'head.'): value
+            for key, value in state_dict.items()
+            if key.startswith('classifier.')}
+
+
+def convert_original_gcn_v(state_dict: dict[str, Tensor]
+                           ) -> dict[str, Tensor]:
+    r"""Maps the original ``gcn_v`` state dict (``conv1.weight (2F, H)``,
+    ``classifier.{0,1,2}``) onto :class:`~ltc_pyg.nn.models.GCNV`."""
+    expected = {'conv1.weight', 'conv1.bias', 'classifier.0.weight',
+                'classifier.0.bias', 'classifier.1.weight',
+                'classifier.2.weight', 'classifier.2.bias'}
+    if set(state_dict) != expected:
+        raise ValueError(f'Not an original gcn_v state dict: expected keys '
+                         f'{sorted(expected)} (got {sorted(state_dict)})')
+    return {**convert_graph_conv(state_dict['conv1.weight'],
+                                  state_dict['conv1.bias'], 'conv'),
+            **convert_head(state_dict)}

@@ -11,6 +11,10 @@ from torch.nn import BatchNorm1d, Linear, ModuleList, PReLU, Sequential
 from torch_geometric.nn import GraphConv
 from torch_geometric.typing import Adj, OptTensor
 
+from ltc_pyg.nn.models.gcn_v import convert_graph_conv
+
+__all__ = ['LGCN', 'convert_original_lgcn']
+
 
 class LGCN(torch.nn.Module):
     r"""Predicts, on instance pivot subgraphs
@@ -88,3 +92,27 @@ class LGCN(torch.nn.Module):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'hidden_channels={self.hidden_channels})')
+
+
+def convert_original_lgcn(state_dict: dict[str, Tensor]
+                          ) -> dict[str, Tensor]:
+    r"""Maps the original ``lgcn`` state dict (``bn0``, ``conv1..4`` with
+    ``(2 in, out)`` weights applied as ``[x || Ax] @ W + b``,
+    ``classifier.{0,1,2}``) onto :class:`~ltc_pyg.nn.models.LGCN`."""
+    convs = sorted((key for key in state_dict
+                    if key.startswith('conv') and key.endswith('.weight')),
+                   key=lambda key: int(key[4:-7]))
+    if not convs or 'bn0.running_mean' not in state_dict:
+        raise ValueError(f"Not an original lgcn state dict: expected 'bn0.*' "
+                         f"and 'conv<i>.weight' keys (got "
+                         f'{sorted(state_dict)})')
+    converted = {}
+    for key, value in state_dict.items():
+        if key.startswith('bn0.'):
+            converted[f'norm.{key[4:]}'] = value
+        elif key.startswith('classifier.'):
+            converted[f'head.{key[11:]}'] = value
+    for i, key in enumerate(convs):
+        converted.update(convert_graph_conv(
+            state_dict[key], state_dict[f'{key[:-7]}.bias'], f'convs.{i}'))
+    return converted
