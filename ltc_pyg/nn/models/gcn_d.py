@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import Linear, ModuleList
-from torch_geometric.nn import global_max_pool
+from torch.nn import Linear
+from torch_geometric.nn import MessagePassing, global_max_pool
 from torch_geometric.typing import Adj, OptTensor
 
 from ltc_pyg.nn.conv.ds_conv import DSConv
+from ltc_pyg.nn.conv.requirements import ConvFactory, conv_stack
 
 __all__ = ['GCND', 'convert_dsgcn_state_dict']
 
@@ -40,6 +41,11 @@ class GCND(torch.nn.Module):
         dropout (float, optional): Node-row dropout after each conv in
             training (the original's default is ``0.5``).
             (default: ``0.5``)
+        conv (callable, optional): Each convolution, ``conv(in, out)``: a
+            :class:`~torch_geometric.nn.conv.MessagePassing` class or
+            factory, or override :meth:`init_conv`; checked by
+            :func:`~ltc_pyg.nn.conv.check_conv`.
+            (default: :class:`~ltc_pyg.nn.conv.DSConv`)
 
     Shapes:
         - **input:** ``x`` :math:`(N, F_{in})`; ``edge_index``
@@ -51,7 +57,7 @@ class GCND(torch.nn.Module):
 
     def __init__(self, in_channels: int = 256,
                  hidden_channels: Sequence[int] = (512, 64),
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, conv: ConvFactory = DSConv) -> None:
         super().__init__()
         if not hidden_channels:
             raise ValueError('GCND needs at least one hidden layer')
@@ -61,9 +67,14 @@ class GCND(torch.nn.Module):
         self.hidden_channels = tuple(hidden_channels)
         self.dropout = dropout
         sizes = (in_channels, ) + self.hidden_channels
-        self.convs = ModuleList(
-            DSConv(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self.conv_factory = conv
+        self.convs = conv_stack(self.init_conv, sizes, type(self).__name__)
         self.head = Linear(sizes[-1], self.out_channels)
+
+    def init_conv(self, in_channels: int, out_channels: int
+                  ) -> MessagePassing:
+        r"""One convolution (``conv`` by default; override to change)."""
+        return self.conv_factory(in_channels, out_channels)
 
     def reset_parameters(self) -> None:
         for conv in self.convs:

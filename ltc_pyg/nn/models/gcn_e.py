@@ -6,10 +6,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import Linear, ModuleList, PReLU, Sequential
-from torch_geometric.nn import GraphConv
+from torch.nn import Linear, PReLU, Sequential
+from torch_geometric.nn import MessagePassing
 from torch_geometric.typing import Adj, OptTensor
 
+from ltc_pyg.nn.conv.requirements import ConvFactory, conv_stack, graph_conv
 from ltc_pyg.nn.models.gcn_v import convert_graph_conv, convert_head
 
 __all__ = ['GCNE', 'convert_original_gcn_e']
@@ -37,6 +38,11 @@ class GCNE(torch.nn.Module):
         hidden_channels (int): :math:`H`. (default: ``512``)
         dropout (float, optional): Dropout after each convolution.
             (default: ``0.0``)
+        conv (callable, optional): Each convolution, ``conv(in, out)``: a
+            :class:`~torch_geometric.nn.conv.MessagePassing` class or
+            factory, or override :meth:`init_conv`; checked by
+            :func:`~ltc_pyg.nn.conv.check_conv`.
+            (default: :func:`~ltc_pyg.nn.conv.graph_conv`)
 
     Shapes:
         - **input:** ``x`` :math:`(N, F_{in})`; ``edge_index``
@@ -44,7 +50,8 @@ class GCNE(torch.nn.Module):
         - **output:** logits :math:`(N, 2)`
     """
     def __init__(self, in_channels: int = 512, hidden_channels: int = 512,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, conv: ConvFactory = graph_conv
+                 ) -> None:
         super().__init__()
         if hidden_channels < 2 or hidden_channels % 2:
             raise ValueError(f"'hidden_channels' must be even and at least 2 "
@@ -54,10 +61,15 @@ class GCNE(torch.nn.Module):
         self.dropout = dropout
         half = hidden_channels // 2
         widths = [in_channels, hidden_channels, hidden_channels, half, half]
-        self.convs = ModuleList(
-            GraphConv(widths[i], widths[i + 1], aggr='add') for i in range(4))
+        self.conv_factory = conv
+        self.convs = conv_stack(self.init_conv, widths, 'GCNE')
         self.head = Sequential(Linear(half, half), PReLU(half),
                                Linear(half, 2))
+
+    def init_conv(self, in_channels: int, out_channels: int
+                  ) -> MessagePassing:
+        r"""One convolution (``conv`` by default; override to change)."""
+        return self.conv_factory(in_channels, out_channels)
 
     def reset_parameters(self) -> None:
         for conv in self.convs:

@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Linear, PReLU, Sequential
-from torch_geometric.nn import GraphConv
+from torch_geometric.nn import MessagePassing
 from torch_geometric.typing import Adj, OptTensor, PairTensor
+
+from ltc_pyg.nn.conv.requirements import ConvFactory, check_conv, graph_conv
 
 __all__ = ['GCNV', 'GCNVOutput', 'convert_original_gcn_v',
            'convert_graph_conv', 'convert_head']
@@ -37,14 +39,23 @@ class GCNV(torch.nn.Module):
     with :math:`a_{ij}` the row-normalised, symmetric (element-wise max),
     self-looped kNN affinity. The convolution is PyG's
     :class:`~torch_geometric.nn.conv.GraphConv` (``aggr='add'``) fed the
-    row-normalised weights; given a sparse ``adj_t`` it aggregates with one
-    sparse-dense product and never builds per-edge messages.
+    row-normalised weights by default; given a sparse ``adj_t`` it
+    aggregates with one sparse-dense product and never builds per-edge
+    messages. Any layer that takes the same inputs can replace it
+    (``conv``).
 
     Args:
         in_channels (int): Feature size. (default: ``256``)
         hidden_channels (int): Hidden size. (default: ``512``)
         dropout (float, optional): Dropout after the convolution's ReLU.
             (default: ``0.0``)
+        conv (callable, optional): The convolution, ``conv(in_channels,
+            hidden_channels)``: a :class:`~torch_geometric.nn.conv.
+            MessagePassing` class or factory, or override
+            :meth:`init_conv`. It must take bipartite input with a sparse
+            ``adj_t`` and use edge weights (checked here, see
+            :func:`~ltc_pyg.nn.conv.check_conv`).
+            (default: :func:`~ltc_pyg.nn.conv.graph_conv`)
 
     Shapes:
         - **input:** ``x`` :math:`(N, F_{in})`, or a pair
@@ -55,15 +66,24 @@ class GCNV(torch.nn.Module):
           :math:`(N_{dst}, H)`
     """
     def __init__(self, in_channels: int = 256, hidden_channels: int = 512,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, conv: ConvFactory = graph_conv
+                 ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.dropout = dropout
-        self.conv = GraphConv(in_channels, hidden_channels, aggr='add')
+        self.conv_factory = conv
+        self.conv = self.init_conv(in_channels, hidden_channels)
+        check_conv(self.conv, in_channels, hidden_channels, 'GCNV',
+                   bipartite=True)
         self.head = Sequential(Linear(hidden_channels, hidden_channels),
                                PReLU(hidden_channels),
                                Linear(hidden_channels, 1))
+
+    def init_conv(self, in_channels: int, out_channels: int
+                  ) -> MessagePassing:
+        r"""The convolution (``conv`` by default; override to change)."""
+        return self.conv_factory(in_channels, out_channels)
 
     def reset_parameters(self) -> None:
         self.conv.reset_parameters()

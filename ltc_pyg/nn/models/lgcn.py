@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
-from torch.nn import BatchNorm1d, Linear, ModuleList, PReLU, Sequential
-from torch_geometric.nn import GraphConv
+from torch.nn import BatchNorm1d, Linear, PReLU, Sequential
+from torch_geometric.nn import MessagePassing
 from torch_geometric.typing import Adj, OptTensor
 
+from ltc_pyg.nn.conv.requirements import ConvFactory, conv_stack, graph_conv
 from ltc_pyg.nn.models.gcn_v import convert_graph_conv
 
 __all__ = ['LGCN', 'convert_original_lgcn']
@@ -43,6 +44,11 @@ class LGCN(torch.nn.Module):
         in_channels (int, optional): Feature size. (default: ``256``)
         hidden_channels (sequence of int, optional): Output sizes of the graph
             convolutions. (default: ``(512, 512, 256, 256)``)
+        conv (callable, optional): Each convolution, ``conv(in, out)``: a
+            :class:`~torch_geometric.nn.conv.MessagePassing` class or
+            factory, or override :meth:`init_conv`; checked by
+            :func:`~ltc_pyg.nn.conv.check_conv`.
+            (default: :func:`~ltc_pyg.nn.conv.graph_conv`)
 
     Shapes:
         - **input:** ``x`` :math:`(N, F_{in})`; ``edge_index``
@@ -51,8 +57,8 @@ class LGCN(torch.nn.Module):
         - **output:** logits :math:`(M, 2)`
     """
     def __init__(self, in_channels: int = 256,
-                 hidden_channels: Sequence[int] = (512, 512, 256, 256)
-                 ) -> None:
+                 hidden_channels: Sequence[int] = (512, 512, 256, 256),
+                 conv: ConvFactory = graph_conv) -> None:
         super().__init__()
         hidden_channels = tuple(hidden_channels)
         if not hidden_channels:
@@ -61,11 +67,15 @@ class LGCN(torch.nn.Module):
         self.hidden_channels = hidden_channels
         self.norm = BatchNorm1d(in_channels, affine=False)
         sizes = (in_channels, ) + hidden_channels
-        self.convs = ModuleList(
-            GraphConv(sizes[i], sizes[i + 1], aggr='add')
-            for i in range(len(hidden_channels)))
+        self.conv_factory = conv
+        self.convs = conv_stack(self.init_conv, sizes, 'LGCN')
         out = hidden_channels[-1]
         self.head = Sequential(Linear(out, out), PReLU(out), Linear(out, 2))
+
+    def init_conv(self, in_channels: int, out_channels: int
+                  ) -> MessagePassing:
+        r"""One convolution (``conv`` by default; override to change)."""
+        return self.conv_factory(in_channels, out_channels)
 
     def reset_parameters(self) -> None:
         self.norm.reset_parameters()
