@@ -3,6 +3,7 @@ scale (ArcFace-like features link at ~0.6, dlib descriptors at ~0.95)."""
 from __future__ import annotations
 
 import numpy as np
+from torch import Tensor
 
 
 def otsu_threshold(similarity: np.ndarray, num_bins: int = 512) -> float:
@@ -34,3 +35,20 @@ def otsu_threshold(similarity: np.ndarray, num_bins: int = 512) -> float:
     mean1 = (np.sum(counts * centers) - sum0) / np.maximum(weight1, 1)
     between = weight0 * weight1 * (mean0 - mean1) ** 2
     return float(edges[1:-1][np.argmax(between)])
+
+
+def data_threshold(similarity: np.ndarray | Tensor) -> float:
+    r"""The similarity threshold read from a kNN graph: Otsu's threshold
+    (:func:`otsu_threshold`) of each node's similarity to its nearest other
+    node (kNN column 1), the split between nodes with a close neighbour and
+    isolated ones, on any embedding's scale.
+
+    Args:
+        similarity (np.ndarray or Tensor): ``[N, k]`` kNN similarities,
+            each row starting with the node itself.
+    """
+    if similarity.shape[1] < 2:
+        raise ValueError(f'Choosing a threshold from the data needs kNN '
+                         f'lists with a neighbour (k >= 2, got '
+                         f'k={similarity.shape[1]})')
+    return otsu_threshold(np.asarray(similarity[:, 1]))

@@ -9,14 +9,18 @@ from ltc_pyg.graph.knn import (
     l2_normalize,
     torch_exact_search,
 )
+from ltc_pyg.graph.sparse import (
+    adjacency_rows,
+    csr_arrays,
+    gcn_adjacency,
+    to_sparse_transform,
+)
 from ltc_pyg.graph.transforms import (
     KNNAffinityGraph,
     RowNormalize,
-    ToSparseAdjacency,
     knn_to_edges,
     knn_to_tensors,
     row_normalize,
-    symmetrize_max,
     to_sparse_adjacency,
 )
 
@@ -24,7 +28,8 @@ __all__ = [
     'knn_search', 'torch_exact_search', 'cached_knn_search', 'knn_recall',
     'fingerprint',
     'l2_normalize', 'KNN_METHODS', 'KNNAffinityGraph', 'RowNormalize',
-    'ToSparseAdjacency', 'knn_to_edges', 'knn_to_tensors', 'symmetrize_max',
+    'knn_to_edges', 'knn_to_tensors',
     'row_normalize', 'to_sparse_adjacency', 'FaceClusteringDataset',
-    'affinity_data',
+    'affinity_data', 'to_sparse_transform', 'gcn_adjacency', 'adjacency_rows',
+    'csr_arrays',
 ]

@@ -18,7 +18,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 from torch_geometric.typing import WITH_TORCH_SPARSE, SparseTensor
-from torch_geometric.utils import add_self_loops, coalesce, scatter
+from torch_geometric.utils import add_self_loops, scatter, to_undirected
 
 from ltc_pyg.data.io import KNN
 from ltc_pyg.data.validation import check_features, check_knn
@@ -53,16 +53,6 @@ def knn_to_edges(neighbor: Tensor, similarity: Tensor,
     if min_similarity is not None:
         keep &= weight >= min_similarity
     return torch.stack([source[keep], target[keep]]), weight[keep]
-
-
-def symmetrize_max(edge_index: Tensor, edge_weight: Tensor,
-                   num_nodes: int) -> tuple[Tensor, Tensor]:
-    r"""Element-wise maximum of the weighted adjacency and its transpose,
-    :math:`\max(\mathbf{A}, \mathbf{A}^\top)`; edges come back coalesced
-    (sorted by source, then target)."""
-    both = torch.cat([edge_index, edge_index.flip(0)], dim=1)
-    return coalesce(both, torch.cat([edge_weight, edge_weight]), num_nodes,
-                    reduce='max')
 
 
 def row_normalize(edge_index: Tensor, edge_weight: Tensor,
@@ -174,8 +164,8 @@ class KNNAffinityGraph(BaseTransform):
                         edge_index.size(1), num_nodes * (self.k - 1),
                         self.min_similarity)
         if self.symmetric:
-            edge_index, edge_weight = symmetrize_max(edge_index, edge_weight,
-                                                     num_nodes)
+            edge_index, edge_weight = to_undirected(
+                edge_index, edge_weight, num_nodes, reduce='max')
         if self.self_loops:
             edge_index, edge_weight = add_self_loops(
                 edge_index, edge_weight, fill_value=1.0, num_nodes=num_nodes)
@@ -202,37 +192,6 @@ class RowNormalize(BaseTransform):
         data.edge_weight = row_normalize(data.edge_index, weight,
                                          data.num_nodes)
         return data
-
-
-class ToSparseAdjacency(BaseTransform):
-    r"""Adds ``adj_t`` (``[N_target, N_source]``, weighted by ``edge_weight``)
-    for fused sparse message passing, see :func:`to_sparse_adjacency`.
-
-    Args:
-        layout (str, optional): ``'csr'`` or ``'sparse_tensor'``.
-            (default: ``'csr'``)
-        remove_edge_index (bool, optional): Delete ``edge_index`` and
-            ``edge_weight`` afterwards to save memory. (default: :obj:`False`)
-    """
-    def __init__(self, layout: SparseLayout = 'csr',
-                 remove_edge_index: bool = False) -> None:
-        if layout not in ('csr', 'sparse_tensor'):
-            raise ValueError(f"Unknown layout '{layout}' (expected 'csr' or "
-                             f"'sparse_tensor')")
-        self.layout = layout
-        self.remove_edge_index = remove_edge_index
-
-    def forward(self, data: Data) -> Data:
-        data.adj_t = to_sparse_adjacency(data.edge_index, data.edge_weight,
-                                         data.num_nodes, self.layout)
-        if self.remove_edge_index:
-            del data.edge_index
-            del data.edge_weight
-        return data
-
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(layout={self.layout}, '
-                f'remove_edge_index={self.remove_edge_index})')
 
 
 def knn_to_tensors(knn: KNN) -> tuple[Tensor, Tensor]:

@@ -34,24 +34,12 @@ from ltc_pyg.baselines import (
     spectral,
 )
 from ltc_pyg.cluster.merge import relabel_by_first_appearance, threshold_links
-from ltc_pyg.cluster.threshold import otsu_threshold
+from ltc_pyg.cluster.threshold import data_threshold
 from ltc_pyg.graph.transforms import knn_to_edges
 from ltc_pyg.pipelines.methods import ClusteringMethod
 from ltc_pyg.pipelines.report import StageTimer
 
 logger = logging.getLogger(__name__)
-
-
-def data_threshold(similarity: Tensor) -> float:
-    r"""Otsu's threshold (:func:`~ltc_pyg.cluster.otsu_threshold`) of each
-    node's similarity to its nearest other node (kNN column 1): the split
-    between nodes with a close neighbour and isolated ones, on any
-    embedding's scale."""
-    if similarity.size(1) < 2:
-        raise ValueError(f'Choosing a threshold from the data needs kNN '
-                         f'lists with a neighbour (k >= 2, got '
-                         f'k={similarity.size(1)})')
-    return float(otsu_threshold(similarity[:, 1].numpy()))
 
 
 def _check_optional(name: str, value: float | None, low: float,

@@ -3,13 +3,12 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.data import Data
 
+from ltc_pyg.graph.sparse import to_sparse_transform
 from ltc_pyg.graph.transforms import (
     KNNAffinityGraph,
     RowNormalize,
-    ToSparseAdjacency,
     knn_to_edges,
     row_normalize,
-    symmetrize_max,
     to_sparse_adjacency,
 )
 
@@ -54,8 +53,6 @@ def test_repr():
     assert str(KNNAffinityGraph(k=80, method='ivf', num_probes=32)) == (
         'KNNAffinityGraph(k=80, method=ivf, min_similarity=None, '
         'symmetric=False, self_loops=False, device=cpu, num_probes=32)')
-    assert str(ToSparseAdjacency()) == ('ToSparseAdjacency(layout=csr, '
-                                        'remove_edge_index=False)')
     with pytest.raises(ValueError, match="'k' must be at least 1"):
         KNNAffinityGraph(k=0)
 
@@ -66,14 +63,6 @@ def test_knn_to_edges_removes_self_by_id():
     edge_index, weight = knn_to_edges(neighbor, similarity)
     assert edge_index.tolist() == [[1, 0], [0, 1]]
     assert weight.tolist() == pytest.approx([.9, .9])
-
-
-def test_symmetrize_max_keeps_the_larger_weight():
-    edge_index = torch.tensor([[0, 1, 2], [1, 0, 0]])
-    weight = torch.tensor([.5, .7, .2])
-    sym_index, sym_weight = symmetrize_max(edge_index, weight, 3)
-    assert sym_index.tolist() == [[0, 0, 1, 2], [1, 2, 0, 0]]
-    assert sym_weight.tolist() == pytest.approx([.7, .2, .7, .2])
 
 
 def test_row_normalize_sums_to_one_per_target():
@@ -92,9 +81,11 @@ def test_sparse_adjacency_computes_weighted_sum_into_targets():
     assert adj_t.layout == torch.sparse_csr
     expected = torch.tensor([[6., 7.], [2., 0.], [0., 0.]])
     assert torch.allclose(adj_t @ x, expected)
-    data = ToSparseAdjacency(remove_edge_index=True)(
+    data = to_sparse_transform()(
         Data(edge_index=edge_index, edge_weight=weight, num_nodes=3))
-    assert 'edge_index' not in data
-    assert torch.allclose(data.adj_t @ x, expected)
+    assert 'edge_index' not in data and 'edge_weight' not in data
+    assert torch.equal(data.adj_t.to_dense(), adj_t.to_dense())
+    with pytest.raises(ValueError, match="Unknown layout 'coo'"):
+        to_sparse_transform('coo')
     with pytest.raises(ValueError, match="Unknown layout 'coo'"):
         to_sparse_adjacency(edge_index, weight, 3, layout='coo')

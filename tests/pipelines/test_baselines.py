@@ -7,11 +7,11 @@ from torch_geometric.data import Data
 
 from ltc_pyg.baselines import similarity_to_distance
 from ltc_pyg.cluster.merge import threshold_links
+from ltc_pyg.cluster.threshold import data_threshold
 from ltc_pyg.config import KNNConfig
 from ltc_pyg.data.io import read_labels, write_features, write_labels
 from ltc_pyg.data.synthetic import make_splits
 from ltc_pyg.graph.transforms import knn_to_edges
-from ltc_pyg.pipelines.baselines import data_threshold
 from ltc_pyg.pipelines.cli import main
 from ltc_pyg.pipelines.methods import METHODS, build_method
 from ltc_pyg.pipelines.run import build_graph
