@@ -3,8 +3,6 @@ adjacency, row slices of it for mini-batches, and the CSR arrays of either
 sparse layout (torch ``sparse_csr`` or ``torch_sparse.SparseTensor``)."""
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch_geometric.transforms as T
 from torch import Tensor
@@ -15,6 +13,7 @@ from ltc_pyg.graph.transforms import (
     KNNAffinityGraph,
     RowNormalize,
     SparseLayout,
+    quiet_sparse_warnings,
 )
 
 __all__ = ['to_sparse_transform', 'gcn_adjacency', 'adjacency_rows',
@@ -64,7 +63,8 @@ def gcn_adjacency(x: Tensor, neighbor: Tensor, similarity: Tensor,
         to_sparse_transform(layout)])
     data = Data(x=x, knn_neighbor=neighbor, knn_similarity=similarity,
                 num_nodes=x.size(0))
-    return transform(data).adj_t
+    with quiet_sparse_warnings():
+        return transform(data).adj_t
 
 
 def adjacency_rows(adj_t: Tensor | SparseTensor, rows: Tensor
@@ -91,8 +91,7 @@ def adjacency_rows(adj_t: Tensor | SparseTensor, rows: Tensor
                             value=value[position],
                             sparse_sizes=(rows.numel(), n_id.numel()),
                             is_sorted=True, trust_data=True), n_id
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='Sparse CSR')
+    with quiet_sparse_warnings():
         sub = torch.sparse_csr_tensor(sub_rowptr, local, value[position],
                                       (rows.numel(), n_id.numel()),
                                       check_invariants=False)

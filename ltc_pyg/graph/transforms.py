@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -67,6 +69,15 @@ def row_normalize(edge_index: Tensor, edge_weight: Tensor,
     return edge_weight / degree[edge_index[1]]
 
 
+@contextmanager
+def quiet_sparse_warnings() -> Iterator[None]:
+    r"""Silences torch's notices on sparse CSR tensors (support in beta,
+    invariant checks off), raised on use with nothing to act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='Sparse (CSR|invariant)')
+        yield
+
+
 def to_sparse_adjacency(edge_index: Tensor, edge_weight: Tensor | None,
                         num_nodes: int, layout: SparseLayout = 'csr'
                         ) -> Tensor | SparseTensor:
@@ -93,9 +104,7 @@ def to_sparse_adjacency(edge_index: Tensor, edge_weight: Tensor | None,
     if layout != 'csr':
         raise ValueError(f"Unknown layout '{layout}' (expected 'csr' or "
                          f"'sparse_tensor')")
-    with warnings.catch_warnings():
-        # torch flags sparse CSR as beta on every use; nothing to act on.
-        warnings.filterwarnings('ignore', message='Sparse (CSR|invariant)')
+    with quiet_sparse_warnings():
         coo = torch.sparse_coo_tensor(torch.stack([target, source]),
                                       edge_weight, (num_nodes, num_nodes),
                                       check_invariants=False)

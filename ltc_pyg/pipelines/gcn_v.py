@@ -42,7 +42,7 @@ from ltc_pyg.graph.sparse import (
     gcn_adjacency,
     to_sparse_transform,
 )
-from ltc_pyg.graph.transforms import SparseLayout
+from ltc_pyg.graph.transforms import SparseLayout, quiet_sparse_warnings
 from ltc_pyg.nn.models import (
     GCNE,
     GCNV,
@@ -379,8 +379,10 @@ class GCNVEMethod(LearnedMethod):
                               disable=not self.base._show(graph.num_nodes)):
                 chunk = centers[start:start + size]
                 batch = builder(chunk)
-                adj_t = to_sparse_transform(self.params.gcn_v.sparse_layout)(
-                    batch).adj_t.to(self.device)
+                with quiet_sparse_warnings():
+                    adj_t = to_sparse_transform(
+                        self.params.gcn_v.sparse_layout)(batch).adj_t
+                adj_t = adj_t.to(self.device)
                 score = model(batch.x.to(self.device), adj_t).log_softmax(
                     dim=-1)[:, 1].cpu()
                 chosen = pick_per_subgraph(score, batch.batch, chunk.numel(),

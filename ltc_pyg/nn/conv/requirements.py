@@ -13,12 +13,13 @@ bipartite ``(x_src, x_dst)`` pair with a rectangular ``adj_t``.
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 from torch_geometric.nn import GraphConv, MessagePassing
+
+from ltc_pyg.graph.transforms import quiet_sparse_warnings
 
 __all__ = ['ConvFactory', 'graph_conv', 'check_conv', 'conv_stack']
 
@@ -37,8 +38,7 @@ def graph_conv(in_channels: int, out_channels: int) -> GraphConv:
 def _probe_adjacency(values: list[float]) -> Tensor:
     r"""A ``[2, 3]`` CSR adjacency: target 0 <- sources 0, 1; target 1 <-
     sources 1, 2."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='Sparse CSR')
+    with quiet_sparse_warnings():
         return torch.sparse_csr_tensor(torch.tensor([0, 2, 4]),
                                        torch.tensor([0, 1, 1, 2]),
                                        torch.tensor(values), (2, 3),
