@@ -201,6 +201,14 @@ def _adjacency(batch: Batch) -> Tensor:
                                batch.num_nodes).to(batch.x.device)
 
 
+def _with_proposal_count(method: LearnedMethod,
+                         described: dict[str, Any]) -> dict[str, Any]:
+    r"""``described`` plus the proposal count of the last prediction."""
+    if getattr(method, 'num_proposals_', None) is not None:
+        described['num_proposals'] = method.num_proposals_
+    return described
+
+
 class GCNDMethod(LearnedMethod):
     r"""Proposals scored by GCN-D and de-overlapped (see the module
     docstring)."""
@@ -270,10 +278,7 @@ class GCNDMethod(LearnedMethod):
                              _th_pos(self.params), self.params.th_iou)
 
     def describe(self) -> dict[str, Any]:
-        described = super().describe()
-        if getattr(self, 'num_proposals_', None) is not None:
-            described['num_proposals'] = self.num_proposals_
-        return described
+        return _with_proposal_count(self, super().describe())
 
     def load_original_state_dict(self, state_dict: dict[str, Any]) -> None:
         in_channels, hidden = _original_sizes(state_dict)
@@ -394,10 +399,7 @@ class GCNDSMethod(LearnedMethod):
                              members, params.th_outlier, params.keep_outlier)
 
     def describe(self) -> dict[str, Any]:
-        described = super().describe()
-        if getattr(self, 'num_proposals_', None) is not None:
-            described['num_proposals'] = self.num_proposals_
-        return described
+        return _with_proposal_count(self, super().describe())
 
     def load_original_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.require_base_checkpoint('dsgcn_seg.pth', 'dsgcn_det.pth')

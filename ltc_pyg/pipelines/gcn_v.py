@@ -144,6 +144,18 @@ class GCNVEParams:
         steps=200, epochs=None, batch_size=32, milestones=(0.5, 0.8, 0.9)))
 
 
+def _original_in_channels(state_dict: dict[str, Any],
+                          params: GCNVParams | GCNVEParams) -> int:
+    r"""The input size of an original GCN-V or GCN-E (``conv1.weight`` is
+    ``(2 in, hidden)``), after checking its hidden size against
+    ``params``."""
+    in2, hidden = state_dict['conv1.weight'].shape
+    if hidden != params.hidden_channels:
+        raise ValueError(f'The checkpoint has hidden size {hidden}; set '
+                         f'--param hidden_channels={hidden}')
+    return in2 // 2
+
+
 class GCNVMethod(LearnedMethod):
     r"""GCN-V confidences, peaks and thresholded links (see the module
     docstring)."""
@@ -289,12 +301,8 @@ class GCNVMethod(LearnedMethod):
             return peaks_to_labels(peaks, self.link_threshold)
 
     def load_original_state_dict(self, state_dict: dict[str, Any]) -> None:
-        converted = convert_original_gcn_v(state_dict)
-        hidden, in2 = state_dict['conv1.weight'].shape[::-1]
-        if hidden != self.params.hidden_channels:
-            raise ValueError(f'The checkpoint has hidden size {hidden}; set '
-                             f'--param hidden_channels={hidden}')
-        self.load_model(converted, in2 // 2)
+        self.load_model(convert_original_gcn_v(state_dict),
+                        _original_in_channels(state_dict, self.params))
 
 
 class GCNVEMethod(LearnedMethod):
@@ -391,18 +399,9 @@ class GCNVEMethod(LearnedMethod):
                 peaks.similarity[chunk, 0] = batch.similarity[chosen]
         return peaks
 
-    def predict(self, graph: Data,
-                timer: StageTimer | None = None) -> np.ndarray:
-        timer = timer or StageTimer()
-        peaks = self.predict_peaks(graph, timer)
-        with timer('merge'):
-            return peaks_to_labels(peaks, self.link_threshold)
+    predict = GCNVMethod.predict  # peaks, then links above tau
 
     def load_original_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.require_base_checkpoint('gcn_e.pth', 'gcn_v.pth')
-        converted = convert_original_gcn_e(state_dict)
-        hidden, in2 = state_dict['conv1.weight'].shape[::-1]
-        if hidden != self.params.hidden_channels:
-            raise ValueError(f'The checkpoint has hidden size {hidden}; set '
-                             f'--param hidden_channels={hidden}')
-        self.load_model(converted, in2 // 2)
+        self.load_model(convert_original_gcn_e(state_dict),
+                        _original_in_channels(state_dict, self.params))

@@ -8,6 +8,7 @@ layers through a ``conv`` argument (see :mod:`.requirements`)."""
 from ltc_pyg.nn.conv.ds_conv import DSConv
 from ltc_pyg.nn.conv.requirements import (
     ConvFactory,
+    ConvHook,
     check_conv,
     conv_stack,
     graph_conv,
@@ -15,4 +16,5 @@ from ltc_pyg.nn.conv.requirements import (
 
 __all__: list[str] = []
 __all__ += ['DSConv']
-__all__ += ['ConvFactory', 'graph_conv', 'check_conv', 'conv_stack']
+__all__ += ['ConvFactory', 'ConvHook', 'graph_conv', 'check_conv',
+            'conv_stack']

@@ -21,7 +21,8 @@ from torch_geometric.nn import GraphConv, MessagePassing
 
 from ltc_pyg.graph.transforms import quiet_sparse_warnings
 
-__all__ = ['ConvFactory', 'graph_conv', 'check_conv', 'conv_stack']
+__all__ = ['ConvFactory', 'ConvHook', 'graph_conv', 'check_conv',
+           'conv_stack']
 
 #: ``(in_channels, out_channels) -> layer``; a layer class is one.
 ConvFactory = Callable[[int, int], MessagePassing]
@@ -33,6 +34,18 @@ def graph_conv(in_channels: int, out_channels: int) -> GraphConv:
     weights, :math:`\mathbf{W}_1\mathbf{x}_i + \mathbf{W}_2 \sum_j a_{ij}
     \mathbf{x}_j + \mathbf{b}`."""
     return GraphConv(in_channels, out_channels, aggr='add')
+
+
+class ConvHook:
+    r"""The models' ``init_conv`` hook (PyG's ``BasicGNN.init_conv``): a
+    layer from the ``conv`` factory the model was given, stored as
+    ``conv_factory``; subclasses may override it instead."""
+    conv_factory: ConvFactory
+
+    def init_conv(self, in_channels: int, out_channels: int
+                  ) -> MessagePassing:
+        r"""The convolution ``in_channels -> out_channels``."""
+        return self.conv_factory(in_channels, out_channels)
 
 
 def _probe_adjacency(values: list[float]) -> Tensor:

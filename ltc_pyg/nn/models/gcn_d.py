@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Linear
-from torch_geometric.nn import MessagePassing, global_max_pool
+from torch_geometric.nn import global_max_pool
 from torch_geometric.typing import Adj, OptTensor
 
 from ltc_pyg.nn.conv.ds_conv import DSConv
-from ltc_pyg.nn.conv.requirements import ConvFactory, conv_stack
+from ltc_pyg.nn.conv.requirements import ConvFactory, ConvHook, conv_stack
 
 __all__ = ['GCND', 'convert_dsgcn_state_dict']
 
@@ -25,7 +25,7 @@ def node_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     return x * F.dropout(x.new_ones(x.size(0), 1), p, training=True)
 
 
-class GCND(torch.nn.Module):
+class GCND(ConvHook, torch.nn.Module):
     r"""Scores a cluster proposal (a small subgraph) by regressing its IoU,
     or IoP, with the best-matching true cluster: stacked
     :class:`~ltc_pyg.nn.conv.DSConv` layers, a global max pool over each
@@ -41,10 +41,8 @@ class GCND(torch.nn.Module):
         dropout (float, optional): Node-row dropout after each conv in
             training (the original's default is ``0.5``).
             (default: ``0.5``)
-        conv (callable, optional): Each convolution, ``conv(in, out)``: a
-            :class:`~torch_geometric.nn.conv.MessagePassing` class or
-            factory, or override :meth:`init_conv`; checked by
-            :func:`~ltc_pyg.nn.conv.check_conv`.
+        conv (callable, optional): Builds each convolution,
+            ``conv(in, out)`` (see :class:`~ltc_pyg.nn.models.GCNV`).
             (default: :class:`~ltc_pyg.nn.conv.DSConv`)
 
     Shapes:
@@ -70,11 +68,6 @@ class GCND(torch.nn.Module):
         self.conv_factory = conv
         self.convs = conv_stack(self.init_conv, sizes, type(self).__name__)
         self.head = Linear(sizes[-1], self.out_channels)
-
-    def init_conv(self, in_channels: int, out_channels: int
-                  ) -> MessagePassing:
-        r"""One convolution (``conv`` by default; override to change)."""
-        return self.conv_factory(in_channels, out_channels)
 
     def reset_parameters(self) -> None:
         for conv in self.convs:

@@ -7,16 +7,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Linear, PReLU, Sequential
-from torch_geometric.nn import MessagePassing
 from torch_geometric.typing import Adj, OptTensor
 
-from ltc_pyg.nn.conv.requirements import ConvFactory, conv_stack, graph_conv
+from ltc_pyg.nn.conv.requirements import (
+    ConvFactory,
+    ConvHook,
+    conv_stack,
+    graph_conv,
+)
 from ltc_pyg.nn.models.gcn_v import convert_graph_conv, convert_head
 
 __all__ = ['GCNE', 'convert_original_gcn_e']
 
 
-class GCNE(torch.nn.Module):
+class GCNE(ConvHook, torch.nn.Module):
     r"""Four graph convolutions and a two-way classifier per node, applied to
     candidate subgraphs (:mod:`ltc_pyg.proposals.candidates`): for each
     candidate ``j`` of a centre, the logits of "``j`` has the centre's
@@ -38,10 +42,8 @@ class GCNE(torch.nn.Module):
         hidden_channels (int): :math:`H`. (default: ``512``)
         dropout (float, optional): Dropout after each convolution.
             (default: ``0.0``)
-        conv (callable, optional): Each convolution, ``conv(in, out)``: a
-            :class:`~torch_geometric.nn.conv.MessagePassing` class or
-            factory, or override :meth:`init_conv`; checked by
-            :func:`~ltc_pyg.nn.conv.check_conv`.
+        conv (callable, optional): Builds each convolution,
+            ``conv(in, out)`` (see :class:`~ltc_pyg.nn.models.GCNV`).
             (default: :func:`~ltc_pyg.nn.conv.graph_conv`)
 
     Shapes:
@@ -65,11 +67,6 @@ class GCNE(torch.nn.Module):
         self.convs = conv_stack(self.init_conv, widths, 'GCNE')
         self.head = Sequential(Linear(half, half), PReLU(half),
                                Linear(half, 2))
-
-    def init_conv(self, in_channels: int, out_channels: int
-                  ) -> MessagePassing:
-        r"""One convolution (``conv`` by default; override to change)."""
-        return self.conv_factory(in_channels, out_channels)
 
     def reset_parameters(self) -> None:
         for conv in self.convs:

@@ -9,10 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Linear, PReLU, Sequential
-from torch_geometric.nn import MessagePassing
 from torch_geometric.typing import Adj, OptTensor, PairTensor
 
-from ltc_pyg.nn.conv.requirements import ConvFactory, check_conv, graph_conv
+from ltc_pyg.nn.conv.requirements import (
+    ConvFactory,
+    ConvHook,
+    check_conv,
+    graph_conv,
+)
 
 __all__ = ['GCNV', 'GCNVOutput', 'convert_original_gcn_v',
            'convert_graph_conv', 'convert_head']
@@ -26,7 +30,7 @@ class GCNVOutput(NamedTuple):
     hidden: Tensor
 
 
-class GCNV(torch.nn.Module):
+class GCNV(ConvHook, torch.nn.Module):
     r"""One graph convolution over the affinity graph and a regression head,
     one confidence per node:
 
@@ -79,11 +83,6 @@ class GCNV(torch.nn.Module):
         self.head = Sequential(Linear(hidden_channels, hidden_channels),
                                PReLU(hidden_channels),
                                Linear(hidden_channels, 1))
-
-    def init_conv(self, in_channels: int, out_channels: int
-                  ) -> MessagePassing:
-        r"""The convolution (``conv`` by default; override to change)."""
-        return self.conv_factory(in_channels, out_channels)
 
     def reset_parameters(self) -> None:
         self.conv.reset_parameters()

@@ -8,16 +8,20 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, PReLU, Sequential
-from torch_geometric.nn import MessagePassing
 from torch_geometric.typing import Adj, OptTensor
 
-from ltc_pyg.nn.conv.requirements import ConvFactory, conv_stack, graph_conv
+from ltc_pyg.nn.conv.requirements import (
+    ConvFactory,
+    ConvHook,
+    conv_stack,
+    graph_conv,
+)
 from ltc_pyg.nn.models.gcn_v import convert_graph_conv
 
 __all__ = ['LGCN', 'convert_original_lgcn']
 
 
-class LGCN(torch.nn.Module):
+class LGCN(ConvHook, torch.nn.Module):
     r"""Predicts, on instance pivot subgraphs
     (:class:`~ltc_pyg.proposals.PivotSubgraphs`), whether each one-hop node
     belongs to its pivot's identity.
@@ -44,10 +48,8 @@ class LGCN(torch.nn.Module):
         in_channels (int, optional): Feature size. (default: ``256``)
         hidden_channels (sequence of int, optional): Output sizes of the graph
             convolutions. (default: ``(512, 512, 256, 256)``)
-        conv (callable, optional): Each convolution, ``conv(in, out)``: a
-            :class:`~torch_geometric.nn.conv.MessagePassing` class or
-            factory, or override :meth:`init_conv`; checked by
-            :func:`~ltc_pyg.nn.conv.check_conv`.
+        conv (callable, optional): Builds each convolution,
+            ``conv(in, out)`` (see :class:`~ltc_pyg.nn.models.GCNV`).
             (default: :func:`~ltc_pyg.nn.conv.graph_conv`)
 
     Shapes:
@@ -71,11 +73,6 @@ class LGCN(torch.nn.Module):
         self.convs = conv_stack(self.init_conv, sizes, 'LGCN')
         out = hidden_channels[-1]
         self.head = Sequential(Linear(out, out), PReLU(out), Linear(out, 2))
-
-    def init_conv(self, in_channels: int, out_channels: int
-                  ) -> MessagePassing:
-        r"""One convolution (``conv`` by default; override to change)."""
-        return self.conv_factory(in_channels, out_channels)
 
     def reset_parameters(self) -> None:
         self.norm.reset_parameters()
