@@ -5,11 +5,10 @@ import logging
 
 import numpy as np
 from torch import Tensor
-from torch_geometric.utils import to_undirected
 from tqdm import tqdm
 
 from ltc_pyg.cluster.merge import relabel_by_first_appearance
-from ltc_pyg.graph.transforms import knn_to_edges
+from ltc_pyg.graph.transforms import knn_to_edges, symmetrize_max
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +52,8 @@ def chinese_whispers(neighbor: Tensor, similarity: Tensor, threshold: float,
     if progress_bar is None:
         progress_bar = num_nodes > 100_000
     edge_index, edge_weight = knn_to_edges(neighbor, similarity, threshold)
-    edge_index, edge_weight = to_undirected(edge_index, edge_weight,
-                                            num_nodes, reduce='max')
+    edge_index, edge_weight = symmetrize_max(edge_index, edge_weight,
+                                             num_nodes)
     source, target = edge_index[0].numpy(), edge_index[1].numpy()
     weight = edge_weight.numpy().astype(np.float64)
     logger.info('Chinese Whispers on %d edges at similarity >= %g',

@@ -13,14 +13,15 @@ from ltc_pyg.graph.sparse import (
     adjacency_rows,
     csr_arrays,
     gcn_adjacency,
-    to_sparse_transform,
 )
 from ltc_pyg.graph.transforms import (
     KNNAffinityGraph,
     RowNormalize,
+    ToSparseAdjacency,
     knn_to_edges,
     knn_to_tensors,
     row_normalize,
+    symmetrize_max,
     to_sparse_adjacency,
 )
 
@@ -30,6 +31,6 @@ __all__ = [
     'l2_normalize', 'KNN_METHODS', 'KNNAffinityGraph', 'RowNormalize',
     'knn_to_edges', 'knn_to_tensors',
     'row_normalize', 'to_sparse_adjacency', 'FaceClusteringDataset',
-    'affinity_data', 'to_sparse_transform', 'gcn_adjacency', 'adjacency_rows',
-    'csr_arrays',
+    'affinity_data', 'ToSparseAdjacency', 'gcn_adjacency', 'adjacency_rows',
+    'csr_arrays', 'symmetrize_max',
 ]

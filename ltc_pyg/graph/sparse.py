@@ -7,34 +7,17 @@ import torch
 import torch_geometric.transforms as T
 from torch import Tensor
 from torch_geometric.data import Data
-from torch_geometric.typing import WITH_TORCH_SPARSE, SparseTensor
+from torch_geometric.typing import SparseTensor
 
 from ltc_pyg.graph.transforms import (
     KNNAffinityGraph,
     RowNormalize,
     SparseLayout,
+    ToSparseAdjacency,
     quiet_sparse_warnings,
 )
 
-__all__ = ['to_sparse_transform', 'gcn_adjacency', 'adjacency_rows',
-           'csr_arrays']
-
-
-def to_sparse_transform(layout: SparseLayout = 'csr') -> T.ToSparseTensor:
-    r"""PyG's :class:`~torch_geometric.transforms.ToSparseTensor` of
-    ``edge_weight``, in this package's layout names: ``'csr'`` gives a
-    ``torch.sparse_csr`` ``adj_t``, ``'sparse_tensor'`` a
-    ``torch_sparse.SparseTensor`` (needs torch-sparse). As PyG's, it
-    removes ``edge_index`` and ``edge_weight``."""
-    if layout not in ('csr', 'sparse_tensor'):
-        raise ValueError(f"Unknown layout '{layout}' (expected 'csr' or "
-                         f"'sparse_tensor')")
-    if layout == 'sparse_tensor' and not WITH_TORCH_SPARSE:
-        raise ValueError("layout='sparse_tensor' needs torch-sparse "
-                         "(pip install ltc_pyg[sparse]); use 'csr'")
-    return T.ToSparseTensor(attr='edge_weight', layout=(
-        torch.sparse_csr if layout == 'csr' else None))
-
+__all__ = ['gcn_adjacency', 'adjacency_rows', 'csr_arrays']
 
 
 def csr_arrays(adj_t: Tensor | SparseTensor
@@ -53,18 +36,17 @@ def gcn_adjacency(x: Tensor, neighbor: Tensor, similarity: Tensor,
                   min_similarity: float | None = 0.0,
                   layout: SparseLayout = 'csr') -> Tensor | SparseTensor:
     r"""The GCN-V/GCN-E adjacency ``adj_t`` (sparse ``[N, N]``, ``layout``
-    as in :func:`to_sparse_transform`):
+    as in :func:`~ltc_pyg.graph.transforms.to_sparse_adjacency`):
     :math:`\mathbf{D}^{-1}(\max(\mathbf{A}, \mathbf{A}^\top) + \mathbf{I})`
     of the kNN similarities, composed from the foundation transforms."""
     transform = T.Compose([
         KNNAffinityGraph(neighbor.size(1), min_similarity=min_similarity,
                          symmetric=True, self_loops=True),
         RowNormalize(),
-        to_sparse_transform(layout)])
+        ToSparseAdjacency(layout)])
     data = Data(x=x, knn_neighbor=neighbor, knn_similarity=similarity,
                 num_nodes=x.size(0))
-    with quiet_sparse_warnings():
-        return transform(data).adj_t
+    return transform(data).adj_t
 
 
 def adjacency_rows(adj_t: Tensor | SparseTensor, rows: Tensor

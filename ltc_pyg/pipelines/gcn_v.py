@@ -37,12 +37,8 @@ from tqdm.auto import tqdm
 from ltc_pyg.cluster.peaks import Peaks, confidence_to_peaks, peaks_to_labels
 from ltc_pyg.graph.confidence import ConfidenceMetric, confidence_targets
 from ltc_pyg.graph.knn import knn_search, l2_normalize
-from ltc_pyg.graph.sparse import (
-    adjacency_rows,
-    gcn_adjacency,
-    to_sparse_transform,
-)
-from ltc_pyg.graph.transforms import SparseLayout, quiet_sparse_warnings
+from ltc_pyg.graph.sparse import adjacency_rows, gcn_adjacency
+from ltc_pyg.graph.transforms import SparseLayout, ToSparseAdjacency
 from ltc_pyg.nn.models import (
     GCNE,
     GCNV,
@@ -387,10 +383,8 @@ class GCNVEMethod(LearnedMethod):
                               disable=not self.base._show(graph.num_nodes)):
                 chunk = centers[start:start + size]
                 batch = builder(chunk)
-                with quiet_sparse_warnings():
-                    adj_t = to_sparse_transform(
-                        self.params.gcn_v.sparse_layout)(batch).adj_t
-                adj_t = adj_t.to(self.device)
+                adj_t = ToSparseAdjacency(self.params.gcn_v.sparse_layout)(
+                    batch).adj_t.to(self.device)
                 score = model(batch.x.to(self.device), adj_t).log_softmax(
                     dim=-1)[:, 1].cpu()
                 chosen = pick_per_subgraph(score, batch.batch, chunk.numel(),

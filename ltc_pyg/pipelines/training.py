@@ -315,12 +315,15 @@ class LearnedMethod(ClusteringMethod):
         self.step, self.trained = 0, True
 
     # -- the method it builds on -------------------------------------------
+    def _base_checkpoint(self) -> str | None:
+        return getattr(self.params, f'{self.builds_on[1]}_checkpoint')
+
     def load_base(self) -> None:
         r"""Loads ``params.<field>_checkpoint`` into :attr:`base`, once."""
         if self.builds_on is None or self._base_loaded:
             return
         name, field = self.builds_on
-        path = getattr(self.params, f'{field}_checkpoint')
+        path = self._base_checkpoint()
         if path is None:
             return
         self.base = load_method(path, name, getattr(self.params, field),
@@ -333,7 +336,7 @@ class LearnedMethod(ClusteringMethod):
         r"""Released checkpoints (``original``) of this method come without
         the one it builds on (``base``): it must be given."""
         name, field = self.builds_on
-        if getattr(self.params, f'{field}_checkpoint') is None:
+        if self._base_checkpoint() is None:
             raise ValueError(f'An original {original} needs the {name} it '
                              f'was trained with: add --param '
                              f'{field}_checkpoint={base}')
@@ -341,12 +344,14 @@ class LearnedMethod(ClusteringMethod):
     # -- training ----------------------------------------------------------
     def fit(self, graph: Data, timer: StageTimer | None = None,
             save: Callable[[], None] | None = None) -> None:
-        r"""Trains the method it builds on first (unless loaded or already
-        trained), then runs :meth:`prepare_training`'s plan from
-        :attr:`step` to the end of the schedule."""
+        r"""Trains the method it builds on first (unless it is given as a
+        checkpoint or already trained), then runs
+        :meth:`prepare_training`'s plan from :attr:`step` to the end of the
+        schedule."""
         timer = timer or StageTimer()
         self.load_base()
-        if self.base is not None and not self.base.trained:
+        if (self.base is not None and not self.base.trained
+                and self._base_checkpoint() is None):
             self.base.fit(graph, timer, save)
         plan = self.prepare_training(graph, timer)
         with timer(f'{self.label} training'):
@@ -382,8 +387,11 @@ class LearnedMethod(ClusteringMethod):
             self.optimizer.step()
             self.step += 1
             bar.update()
-            bar.set_postfix(loss=f'{value:.4f}',
-                            epoch=(self.step - 1) // per_epoch)
+            if train.unit == 'epoch':
+                bar.set_postfix(epoch=(self.step - 1) // per_epoch,
+                                loss=f'{value:.4f}')
+            else:
+                bar.set_postfix(loss=f'{value:.4f}')
             if save is not None and train.saves_after(self.step, per_epoch):
                 save()
         bar.close()

@@ -1,14 +1,17 @@
 import pytest
 import torch
 import torch.nn.functional as F
+import torch_geometric.transforms as T
 from torch_geometric.data import Data
+from torch_geometric.utils import to_undirected
 
-from ltc_pyg.graph.sparse import to_sparse_transform
 from ltc_pyg.graph.transforms import (
     KNNAffinityGraph,
     RowNormalize,
+    ToSparseAdjacency,
     knn_to_edges,
     row_normalize,
+    symmetrize_max,
     to_sparse_adjacency,
 )
 
@@ -65,6 +68,18 @@ def test_knn_to_edges_removes_self_by_id():
     assert weight.tolist() == pytest.approx([.9, .9])
 
 
+def test_symmetrize_max_is_pygs_to_undirected_with_max():
+    edge_index = torch.tensor([[0, 1, 2], [1, 0, 0]])
+    weight = torch.tensor([.5, .7, .2])
+    sym_index, sym_weight = symmetrize_max(edge_index, weight, 3)
+    assert sym_index.tolist() == [[0, 0, 1, 2], [1, 2, 0, 0]]
+    assert sym_weight.tolist() == pytest.approx([.7, .2, .7, .2])
+    pyg_index, pyg_weight = to_undirected(edge_index, weight, 3,
+                                          reduce='max')
+    assert torch.equal(sym_index, pyg_index)
+    assert torch.equal(sym_weight, pyg_weight)
+
+
 def test_row_normalize_sums_to_one_per_target():
     edge_index = torch.tensor([[1, 2, 0], [0, 0, 1]])
     weight = torch.tensor([1., 3., 2.])
@@ -81,11 +96,14 @@ def test_sparse_adjacency_computes_weighted_sum_into_targets():
     assert adj_t.layout == torch.sparse_csr
     expected = torch.tensor([[6., 7.], [2., 0.], [0., 0.]])
     assert torch.allclose(adj_t @ x, expected)
-    data = to_sparse_transform()(
-        Data(edge_index=edge_index, edge_weight=weight, num_nodes=3))
-    assert 'edge_index' not in data and 'edge_weight' not in data
-    assert torch.equal(data.adj_t.to_dense(), adj_t.to_dense())
+    data = Data(edge_index=edge_index, edge_weight=weight, num_nodes=3)
+    ours = ToSparseAdjacency()(data)
+    assert 'edge_index' not in ours and 'edge_weight' not in ours
+    pyg = T.ToSparseTensor(attr='edge_weight', layout=torch.sparse_csr)(data)
+    for get in ('crow_indices', 'col_indices', 'values'):
+        assert torch.equal(getattr(ours.adj_t, get)(),
+                           getattr(pyg.adj_t, get)())
     with pytest.raises(ValueError, match="Unknown layout 'coo'"):
-        to_sparse_transform('coo')
+        ToSparseAdjacency('coo')
     with pytest.raises(ValueError, match="Unknown layout 'coo'"):
         to_sparse_adjacency(edge_index, weight, 3, layout='coo')
