@@ -5,6 +5,12 @@ Ours is a dict saved with :func:`torch.save` (atomically)::
     {'format': 'ltc_pyg', 'version': 1, 'method': 'gcn-v',
      'params': {...}, 'knn': {...}, 'seed': 0, 'state': method.state_dict()}
 
+A learned method's ``state`` carries its own ``version``
+(:data:`~ltc_pyg.pipelines.training.STATE_VERSION`); older states, and
+parameters a method has since renamed
+(:meth:`~ltc_pyg.pipelines.methods.ClusteringMethod.upgrade_params`), are
+read into today's layout.
+
 The original's (mmcv) is ``{'meta': {...}, 'state_dict': {...}}``; it is
 detected and handed to the method's
 :meth:`~ltc_pyg.pipelines.methods.ClusteringMethod.load_original_state_dict`.
