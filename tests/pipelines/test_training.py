@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,13 @@ from ltc_pyg.pipelines.checkpoint import load_method, read_checkpoint
 from ltc_pyg.pipelines.gcn_v import GCNVEParams, GCNVParams
 from ltc_pyg.pipelines.methods import build_method
 from ltc_pyg.pipelines.run import build_graph, train
-from ltc_pyg.pipelines.training import EpochSampler, TrainParams
+from ltc_pyg.pipelines.training import (
+    EpochSampler,
+    LearnedMethod,
+    TrainingPlan,
+    TrainParams,
+    show_progress,
+)
 
 V1 = Path(__file__).parent / 'data'  # written by data/make_v1.py
 
@@ -109,3 +116,41 @@ def test_version_1_epoch_counter_resumes(graph):
     fresh = train(graph, 'gcn-d+s', partial.params)
     assert method.base.trained and method.trained
     assert method.base.step == fresh.base.step and method.step == fresh.step
+
+
+class Diverging(LearnedMethod):
+    r"""One weight; the loss of step 2 is not finite."""
+    name = 'diverging'
+    label = 'toy'
+    Params = dataclasses.make_dataclass(
+        'DivergingParams', [('train', TrainParams, dataclasses.field(
+            default_factory=lambda: TrainParams(steps=5, epochs=None)))],
+        frozen=True)
+
+    def build_model(self, in_channels):
+        return torch.nn.Linear(in_channels, 1)
+
+    def prepare_training(self, graph, timer):
+        model = self.build(graph.x.size(1))
+
+        def loss_at(step):
+            loss = model(graph.x).square().mean()
+            return loss * float('nan') if step == 2 else loss
+        return TrainingPlan(1, loss_at)
+
+    def predict(self, graph, timer=None):
+        raise NotImplementedError
+
+
+def test_divergence_stops_before_the_update(graph):
+    method = Diverging()
+    with pytest.raises(RuntimeError, match='toy training diverged at step 2 '
+                       r'\(loss nan\); lower train.lr'):
+        method.fit(graph)
+    assert method.step == 2
+    assert all(torch.isfinite(p).all() for p in method.model.parameters())
+
+
+def test_one_progress_bar_rule():
+    assert show_progress(None, 21) and not show_progress(None, 20)
+    assert not show_progress(False, 10**6) and show_progress(True, 1)
