@@ -91,7 +91,9 @@ class GCNVParams:
         inference_batch_size (int): Nodes per chunk of full-graph inference.
         sparse_layout (str): Sparse adjacency of the convolutions:
             ``'csr'`` (torch) or ``'sparse_tensor'`` (needs torch-sparse).
-        train (TrainParams): The schedule.
+        train (TrainParams): The schedule (``batch_size``: seed nodes per
+            step, with their exact one-hop neighbourhood; ``None``: the
+            full graph).
     """
     hidden_channels: int = 512
     dropout: float = 0.0
