@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from ltc_pyg.cluster.deoverlap import deoverlap
 from ltc_pyg.graph.knn import KNNMethod
 from ltc_pyg.graph.transforms import to_sparse_adjacency
+from ltc_pyg.nn.conv import conv_by_name
 from ltc_pyg.nn.models import GCND, GCNS, convert_dsgcn_state_dict
 from ltc_pyg.pipelines.report import StageTimer
 from ltc_pyg.pipelines.training import (
@@ -82,6 +83,7 @@ class GCNDParams:
         proposal_knn (str): kNN search over super-vertices.
         hidden_channels (tuple of int): GCN-D conv sizes.
         dropout (float): Node dropout in training.
+        conv (str): The convolution by name, as for ``gcn-v``.
         target (str): Regress ``'iou'`` or ``'iop'``.
         weighted (bool): Proposal edges weighted by similarity (the
             original's ``wo_weight=False``) instead of 1.
@@ -95,6 +97,7 @@ class GCNDParams:
     proposal_knn: KNNMethod = 'flat'
     hidden_channels: tuple[int, ...] = (512, 64)
     dropout: float = 0.5
+    conv: str = 'DSConv'
     target: Literal['iou', 'iop'] = 'iou'
     weighted: bool = False
     th_pos: float | None = None
@@ -119,6 +122,7 @@ class GCNDSParams:
             original ``dsgcn_det.pth``) instead of training one.
         hidden_channels (tuple of int): GCN-S conv sizes.
         dropout (float): GCN-S node dropout in training.
+        conv (str): GCN-S's convolution by name, as for ``gcn-v``.
         use_seed (bool): Give GCN-S a seed-node indicator.
         compare_to_seed (bool): Give GCN-S the products of each node's
             features with the seed's (:func:`~ltc_pyg.nn.models.
@@ -137,6 +141,7 @@ class GCNDSParams:
     gcn_d_checkpoint: str | None = None
     hidden_channels: tuple[int, ...] = (512, 64)
     dropout: float = 0.5
+    conv: str = 'DSConv'
     use_seed: bool = True
     compare_to_seed: bool = True
     th_iop_min: float = 0.1
@@ -219,7 +224,8 @@ class GCNDMethod(LearnedMethod):
     def build_model(self, in_channels: int,
                     hidden_channels: tuple[int, ...] = ()) -> GCND:
         return GCND(in_channels, hidden_channels
-                    or self.params.hidden_channels, self.params.dropout)
+                    or self.params.hidden_channels, self.params.dropout,
+                    conv_by_name(self.params.conv))
 
     def prepare_training(self, graph: Data, timer: StageTimer
                          ) -> TrainingPlan:
@@ -318,7 +324,7 @@ class GCNDSMethod(LearnedMethod):
         return GCNS(in_channels, hidden_channels or params.hidden_channels,
                     params.dropout, params.use_seed,
                     params.compare_to_seed if compare_to_seed is None
-                    else compare_to_seed)
+                    else compare_to_seed, conv_by_name(params.conv))
 
     def prepare_training(self, graph: Data, timer: StageTimer
                          ) -> TrainingPlan:

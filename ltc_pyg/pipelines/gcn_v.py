@@ -39,6 +39,7 @@ from ltc_pyg.graph.confidence import ConfidenceMetric, confidence_targets
 from ltc_pyg.graph.knn import knn_search, l2_normalize
 from ltc_pyg.graph.sparse import adjacency_rows, gcn_adjacency
 from ltc_pyg.graph.transforms import SparseLayout, ToSparseAdjacency
+from ltc_pyg.nn.conv import conv_by_name
 from ltc_pyg.nn.models import (
     GCNE,
     GCNV,
@@ -70,6 +71,9 @@ class GCNVParams:
     Args:
         hidden_channels (int): GCN-V hidden size.
         dropout (float): Dropout after the convolution.
+        conv (str): The graph convolution, a MessagePassing class of
+            :mod:`ltc_pyg.nn.conv` or :mod:`torch_geometric.nn` by name
+            (see :func:`~ltc_pyg.nn.conv.conv_by_name`).
         confidence (str): Training target (see
             :class:`~ltc_pyg.graph.confidence.ConfidenceTargets`).
         density_radius (float): Radius of the ``'density'`` target.
@@ -97,6 +101,7 @@ class GCNVParams:
     """
     hidden_channels: int = 512
     dropout: float = 0.0
+    conv: str = 'GraphConv'
     confidence: ConfidenceMetric = 's_nbr'
     density_radius: float = 0.5
     min_similarity: float = 0.0
@@ -123,6 +128,7 @@ class GCNVEParams:
             original ``gcn_v.pth``) to build on instead of training one.
         hidden_channels (int): GCN-E hidden size.
         dropout (float): GCN-E dropout.
+        conv (str): GCN-E's convolution by name, as for ``gcn-v``.
         ignore_ratio (float): Least confident fraction linked without GCN-E
             at inference.
         train_ignore_ratio (float): The same when training.
@@ -134,6 +140,7 @@ class GCNVEParams:
     gcn_v_checkpoint: str | None = None
     hidden_channels: int = 512
     dropout: float = 0.0
+    conv: str = 'GraphConv'
     ignore_ratio: float = 0.8
     train_ignore_ratio: float = 0.7
     tau: float = 0.8
@@ -163,7 +170,7 @@ class GCNVMethod(LearnedMethod):
 
     def build_model(self, in_channels: int) -> GCNV:
         return GCNV(in_channels, self.params.hidden_channels,
-                    self.params.dropout)
+                    self.params.dropout, conv_by_name(self.params.conv))
 
     def prepare_training(self, graph: Data, timer: StageTimer
                          ) -> TrainingPlan:
@@ -315,7 +322,7 @@ class GCNVEMethod(LearnedMethod):
 
     def build_model(self, in_channels: int) -> GCNE:
         return GCNE(in_channels, self.params.hidden_channels,
-                    self.params.dropout)
+                    self.params.dropout, conv_by_name(self.params.conv))
 
     def _candidate_graph(self, graph: Data, timer: StageTimer
                          ) -> tuple[Tensor, CandidateSubgraphs]:

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from ltc_pyg.cluster.dynamic_threshold import dynamic_threshold_components
 from ltc_pyg.cluster.merge import relabel_by_first_appearance
 from ltc_pyg.graph.transforms import to_sparse_adjacency
+from ltc_pyg.nn.conv import conv_by_name
 from ltc_pyg.nn.models.lgcn import LGCN, convert_original_lgcn
 from ltc_pyg.pipelines.report import StageTimer
 from ltc_pyg.pipelines.training import (
@@ -57,6 +58,7 @@ class LGCNParams:
         active_connection (int): Neighbours each subgraph node links to.
         hidden_channels (tuple of int): Graph-convolution sizes of
             :class:`~ltc_pyg.nn.models.LGCN`.
+        conv (str): The convolution by name, as for ``gcn-v``.
         max_size (int): Largest cluster of the propagation.
         step (float): Threshold step of the propagation.
         pool (str): How the two scores of a pair combine (``'avg'``,
@@ -69,6 +71,7 @@ class LGCNParams:
     k_at_hop: tuple[int, ...] = (200, 10)
     active_connection: int = 10
     hidden_channels: tuple[int, ...] = (512, 512, 256, 256)
+    conv: str = 'GraphConv'
     max_size: int = 300
     step: float = 0.6
     pool: Literal['avg', 'max', 'last'] = 'avg'
@@ -110,7 +113,8 @@ class LGCNMethod(LearnedMethod):
         return {**raw, 'train': train}
 
     def build_model(self, in_channels: int) -> LGCN:
-        return LGCN(in_channels, self.params.hidden_channels)
+        return LGCN(in_channels, self.params.hidden_channels,
+                    conv_by_name(self.params.conv))
 
     def _logits(self, batch: Batch) -> Tensor:
         adj_t = to_sparse_adjacency(batch.edge_index, batch.edge_weight,

@@ -1,10 +1,17 @@
 import pytest
 import torch
 from torch.nn import Linear, PReLU, Sequential
-from torch_geometric.nn import GCNConv, GraphConv, MessagePassing, SAGEConv
+from torch_geometric.nn import (
+    GCNConv,
+    GraphConv,
+    LEConv,
+    MessagePassing,
+    SAGEConv,
+)
 
-from ltc_pyg.nn.conv import DSConv, check_conv
+from ltc_pyg.nn.conv import DSConv, check_conv, conv_by_name
 from ltc_pyg.nn.models import GCND, GCNE, GCNV, LGCN
+from ltc_pyg.pipelines.methods import build_method
 
 
 class UnweightedSum(MessagePassing):
@@ -55,3 +62,16 @@ def test_the_check_leaves_initialisation_unchanged():
                 **{f'head.{k}': v for k, v in head.state_dict().items()}}
     for key, value in model.state_dict().items():
         assert torch.equal(value, expected[key]), key
+
+
+def test_methods_choose_their_layer_by_name():
+    assert conv_by_name('LEConv') is LEConv
+    assert conv_by_name('DSConv') is DSConv
+    with pytest.raises(ValueError, match="Unknown convolution 'Nope'"):
+        conv_by_name('Nope')
+    method = build_method('gcn-v', {'hidden_channels': 4, 'conv': 'LEConv'})
+    assert isinstance(method.build(8).conv, LEConv)
+    with pytest.raises(ValueError, match='SAGEConv as a layer of GCNV'):
+        build_method('gcn-v', {'conv': 'SAGEConv'}).build(8)
+    lgcn = build_method('lgcn', {'hidden_channels': [4], 'conv': 'LEConv'})
+    assert isinstance(lgcn.build(8).convs[0], LEConv)

@@ -10,11 +10,11 @@ from ltc_pyg.nn.conv.requirements import (
     ConvFactory,
     ConvHook,
     check_conv,
+    conv_by_name,
     conv_stack,
-    graph_conv,
 )
 
 __all__: list[str] = []
 __all__ += ['DSConv']
-__all__ += ['ConvFactory', 'ConvHook', 'graph_conv', 'check_conv',
+__all__ += ['ConvFactory', 'ConvHook', 'conv_by_name', 'check_conv',
             'conv_stack']

@@ -17,23 +17,32 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
-from torch_geometric.nn import GraphConv, MessagePassing
+from torch_geometric.nn import MessagePassing
 
 from ltc_pyg.graph.transforms import quiet_sparse_warnings
 
-__all__ = ['ConvFactory', 'ConvHook', 'graph_conv', 'check_conv',
+__all__ = ['ConvFactory', 'ConvHook', 'conv_by_name', 'check_conv',
            'conv_stack']
 
 #: ``(in_channels, out_channels) -> layer``; a layer class is one.
 ConvFactory = Callable[[int, int], MessagePassing]
 
 
-def graph_conv(in_channels: int, out_channels: int) -> GraphConv:
-    r"""The default layer of GCN-V, GCN-E and L-GCN: PyG's
-    :class:`~torch_geometric.nn.conv.GraphConv` summing row-normalised
-    weights, :math:`\mathbf{W}_1\mathbf{x}_i + \mathbf{W}_2 \sum_j a_{ij}
-    \mathbf{x}_j + \mathbf{b}`."""
-    return GraphConv(in_channels, out_channels, aggr='add')
+def conv_by_name(name: str) -> ConvFactory:
+    r"""The :class:`~torch_geometric.nn.conv.MessagePassing` class called
+    ``name`` in :mod:`ltc_pyg.nn.conv` or :mod:`torch_geometric.nn`, so
+    that configs and ``--param conv=LEConv`` can choose a layer (it is
+    checked by :func:`check_conv` when the model is built)."""
+    import torch_geometric.nn as pyg_nn
+
+    import ltc_pyg.nn.conv as ours
+    for module in (ours, pyg_nn):
+        layer = getattr(module, name, None)
+        if isinstance(layer, type) and issubclass(layer, MessagePassing):
+            return layer
+    raise ValueError(f"Unknown convolution '{name}': give a MessagePassing "
+                     f"class of ltc_pyg.nn.conv or torch_geometric.nn by "
+                     f"name, e.g. 'GraphConv', 'LEConv' or 'DSConv'")
 
 
 class ConvHook:

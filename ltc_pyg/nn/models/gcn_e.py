@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Linear, PReLU, Sequential
+from torch_geometric.nn import GraphConv
 from torch_geometric.typing import Adj, OptTensor
 
 from ltc_pyg.nn.conv.requirements import (
     ConvFactory,
     ConvHook,
     conv_stack,
-    graph_conv,
 )
 from ltc_pyg.nn.models.gcn_v import convert_graph_conv, convert_head
 
@@ -44,7 +44,7 @@ class GCNE(ConvHook, torch.nn.Module):
             (default: ``0.0``)
         conv (callable, optional): Builds each convolution,
             ``conv(in, out)`` (see :class:`~ltc_pyg.nn.models.GCNV`).
-            (default: :func:`~ltc_pyg.nn.conv.graph_conv`)
+            (default: :class:`~torch_geometric.nn.conv.GraphConv`)
 
     Shapes:
         - **input:** ``x`` :math:`(N, F_{in})`; ``edge_index``
@@ -52,7 +52,7 @@ class GCNE(ConvHook, torch.nn.Module):
         - **output:** logits :math:`(N, 2)`
     """
     def __init__(self, in_channels: int = 512, hidden_channels: int = 512,
-                 dropout: float = 0.0, conv: ConvFactory = graph_conv
+                 dropout: float = 0.0, conv: ConvFactory = GraphConv
                  ) -> None:
         super().__init__()
         if hidden_channels < 2 or hidden_channels % 2:

@@ -9,13 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Linear, PReLU, Sequential
+from torch_geometric.nn import GraphConv
 from torch_geometric.typing import Adj, OptTensor, PairTensor
 
 from ltc_pyg.nn.conv.requirements import (
     ConvFactory,
     ConvHook,
     check_conv,
-    graph_conv,
 )
 
 __all__ = ['GCNV', 'GCNVOutput', 'convert_original_gcn_v',
@@ -59,7 +59,7 @@ class GCNV(ConvHook, torch.nn.Module):
             :meth:`init_conv`. It must take bipartite input with a sparse
             ``adj_t`` and use edge weights (checked here, see
             :func:`~ltc_pyg.nn.conv.check_conv`).
-            (default: :func:`~ltc_pyg.nn.conv.graph_conv`)
+            (default: :class:`~torch_geometric.nn.conv.GraphConv`)
 
     Shapes:
         - **input:** ``x`` :math:`(N, F_{in})`, or a pair
@@ -70,7 +70,7 @@ class GCNV(ConvHook, torch.nn.Module):
           :math:`(N_{dst}, H)`
     """
     def __init__(self, in_channels: int = 256, hidden_channels: int = 512,
-                 dropout: float = 0.0, conv: ConvFactory = graph_conv
+                 dropout: float = 0.0, conv: ConvFactory = GraphConv
                  ) -> None:
         super().__init__()
         self.in_channels = in_channels

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, PReLU, Sequential
+from torch_geometric.nn import GraphConv
 from torch_geometric.typing import Adj, OptTensor
 
 from ltc_pyg.nn.conv.requirements import (
     ConvFactory,
     ConvHook,
     conv_stack,
-    graph_conv,
 )
 from ltc_pyg.nn.models.gcn_v import convert_graph_conv
 
@@ -50,7 +50,7 @@ class LGCN(ConvHook, torch.nn.Module):
             convolutions. (default: ``(512, 512, 256, 256)``)
         conv (callable, optional): Builds each convolution,
             ``conv(in, out)`` (see :class:`~ltc_pyg.nn.models.GCNV`).
-            (default: :func:`~ltc_pyg.nn.conv.graph_conv`)
+            (default: :class:`~torch_geometric.nn.conv.GraphConv`)
 
     Shapes:
         - **input:** ``x`` :math:`(N, F_{in})`; ``edge_index``
@@ -60,7 +60,7 @@ class LGCN(ConvHook, torch.nn.Module):
     """
     def __init__(self, in_channels: int = 256,
                  hidden_channels: Sequence[int] = (512, 512, 256, 256),
-                 conv: ConvFactory = graph_conv) -> None:
+                 conv: ConvFactory = GraphConv) -> None:
         super().__init__()
         hidden_channels = tuple(hidden_channels)
         if not hidden_channels:
