@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import softmax
 
+from ltc_pyg.cluster.map_equation import map_equation_clusters
 from ltc_pyg.cluster.merge import relabel_by_first_appearance
 from ltc_pyg.graph.transforms import knn_to_edges
 
@@ -34,10 +35,9 @@ def infomap_clusters(neighbor: Tensor, similarity: Tensor,
                      temperature: float | None = None,
                      prune_fraction: float = 0.0, num_trials: int = 1,
                      seed: int = 0) -> np.ndarray:
-    r"""Two-level Infomap (`Rosvall and Bergstrom, 2008
-    <https://doi.org/10.1073/pnas.0706851105>`_) on the directed kNN graph,
-    the unsupervised face clustering of FaceMap (`Yu et al., 2022
-    <https://arxiv.org/abs/2203.10090>`_).
+    r"""Two-level Infomap (:func:`~ltc_pyg.cluster.map_equation_clusters`)
+    on the directed kNN graph, the unsupervised face clustering of FaceMap
+    (`Yu et al., 2022 <https://arxiv.org/abs/2203.10090>`_).
 
     The walker moves from node :math:`i` along its kept kNN edges. With a
     ``temperature`` :math:`\tau`, the transition probabilities are
@@ -65,8 +65,6 @@ def infomap_clusters(neighbor: Tensor, similarity: Tensor,
         np.ndarray: int64 ``[N]`` labels numbered by first appearance
         (pruned and unlinked nodes are singletons).
     """
-    from infomap import Infomap  # optional dependency, imported on use
-
     if temperature is not None and temperature <= 0:
         raise ValueError(f'temperature must be positive (got {temperature})')
     if not 0 <= prune_fraction < 1:
@@ -88,21 +86,12 @@ def infomap_clusters(neighbor: Tensor, similarity: Tensor,
         positive = edge_weight > 0
         edge_index, edge_weight = edge_index[:, positive], edge_weight[positive]
     else:
-        # knn_to_edges gives edges j -> i; the walker leaves i towards j.
         edge_weight = softmax(edge_weight / temperature, edge_index[1],
                               num_nodes=num_nodes)
-    logger.info('Infomap on %d directed kNN links', edge_index.size(1))
-    model = Infomap(two_level=True, directed=True, silent=True,
-                    num_trials=num_trials, seed=seed + 1)
-    # The walker steps from i (edge target) to its neighbour j.
-    model.add_edge_index(edge_index.flip(0).numpy(),
-                         edge_weight.double().numpy(), num_nodes=num_nodes)
-    model.run()
-    modules = model.get_modules()
-    labels = np.full(num_nodes, -1, dtype=np.int64)
-    labels[np.fromiter(modules.keys(), dtype=np.int64, count=len(modules))
-           ] = np.fromiter(modules.values(), dtype=np.int64,
-                           count=len(modules))
+    # knn_to_edges gives edges j -> i; the walker leaves i towards j.
+    labels = map_equation_clusters(edge_index.flip(0), edge_weight,
+                                   num_nodes, num_trials=num_trials,
+                                   seed=seed)
     if prune_fraction > 0:
         labels[pruned.numpy()] = -1
     return relabel_by_first_appearance(labels)

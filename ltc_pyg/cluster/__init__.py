@@ -4,6 +4,7 @@ from ltc_pyg.cluster.dynamic_threshold import (
     dynamic_threshold_components,
     pool_pair_scores,
 )
+from ltc_pyg.cluster.map_equation import map_equation_clusters
 from ltc_pyg.cluster.merge import (
     connected_components,
     relabel_by_first_appearance,
@@ -22,5 +23,5 @@ __all__ = [
     'otsu_threshold', 'data_threshold', 'dynamic_threshold_components',
     'pool_pair_scores',
     'Peaks', 'confidence_to_peaks', 'peaks_to_edges', 'peaks_to_labels',
-    'deoverlap', 'nms',
+    'deoverlap', 'nms', 'map_equation_clusters',
 ]

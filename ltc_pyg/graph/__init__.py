@@ -1,5 +1,19 @@
 r"""The kNN affinity graph: faiss search, PyG transforms, the dataset."""
 from ltc_pyg.graph.dataset import FaceClusteringDataset, affinity_data
+from ltc_pyg.graph.edge_probability import (
+    EDGE_FEATURES,
+    EarlyStop,
+    NeighborEdgeProbability,
+    SharedNeighbors,
+    default_temperature,
+    early_stop,
+    kept_links,
+    knn_edge_features,
+    mean_knn_distance,
+    neighbor_edge_probability,
+    neighbor_probability,
+    shared_neighbors,
+)
 from ltc_pyg.graph.knn import (
     KNN_METHODS,
     cached_knn_search,
@@ -33,4 +47,8 @@ __all__ = [
     'row_normalize', 'to_sparse_adjacency', 'FaceClusteringDataset',
     'affinity_data', 'ToSparseAdjacency', 'gcn_adjacency', 'adjacency_rows',
     'csr_arrays', 'symmetrize_max',
+    'EDGE_FEATURES', 'EarlyStop', 'NeighborEdgeProbability',
+    'SharedNeighbors', 'default_temperature', 'early_stop', 'kept_links',
+    'knn_edge_features', 'mean_knn_distance', 'neighbor_edge_probability',
+    'neighbor_probability', 'shared_neighbors',
 ]

@@ -207,6 +207,8 @@ def threshold_sweep(graph: Data, method: ClusteringMethod,
     if name is None:
         return None
     if values is None:
+        values = method.sweep_values(graph)
+    if values is None:
         values = default_sweep_values(graph, num_values,
                                       getattr(method.params, name))
     metrics = []

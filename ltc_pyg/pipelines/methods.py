@@ -58,6 +58,8 @@ METHODS: dict[str, str] = {
     'chinese-whispers': 'ltc_pyg.pipelines.baselines:ChineseWhispersMethod',
     'cdp': 'ltc_pyg.pipelines.baselines:CDPMethod',
     'infomap': 'ltc_pyg.pipelines.baselines:InfomapMethod',
+    'fc-es': 'ltc_pyg.pipelines.edges:FCESMethod',
+    'learned-edges': 'ltc_pyg.pipelines.edges:LearnedEdgesMethod',
 }
 
 
@@ -154,6 +156,12 @@ class ClusteringMethod(ABC):
         names = {field.name for field in dataclasses.fields(self.params)}
         return next((name for name in THRESHOLD_PARAMS if name in names),
                     None)
+
+    def sweep_values(self, graph: Data) -> np.ndarray | None:
+        r"""The values a threshold sweep tries, for methods whose threshold
+        is not a similarity; :obj:`None` (the default) sweeps the graph's
+        similarity range."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         r"""The parameters as a plain dict, for reports."""

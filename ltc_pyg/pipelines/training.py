@@ -245,6 +245,9 @@ class LearnedMethod(ClusteringMethod):
     #: Model arguments that version-1 checkpoints did not store, and the
     #: value they mean there.
     legacy_model_kwargs: ClassVar[dict[str, Any]] = {}
+    #: Further attributes learned in training and saved with the state
+    #: (plain values, e.g. a temperature read from the training graph).
+    state_attributes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Any = None, device: str = 'cpu', seed: int = 0,
                  progress_bar: bool | None = None) -> None:
@@ -400,9 +403,9 @@ class LearnedMethod(ClusteringMethod):
 
     # -- checkpoints -------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        r"""Model arguments and weights, optimiser, step counter, and the
-        state of the method it builds on (while that one trains first, no
-        model of this one yet)."""
+        r"""Model arguments and weights, optimiser, step counter,
+        :attr:`state_attributes`, and the state of the method it builds on
+        (while that one trains first, no model of this one yet)."""
         if self.model is None and self.base is None:
             raise ValueError(f"'{self.name}' has no {self.label} model to "
                              f"save")
@@ -412,7 +415,9 @@ class LearnedMethod(ClusteringMethod):
                            else self.model.state_dict()),
                  'optimizer': (None if self.optimizer is None
                                else self.optimizer.state_dict()),
-                 'step': self.step, 'trained': self.trained}
+                 'step': self.step, 'trained': self.trained,
+                 'attributes': {name: getattr(self, name)
+                                for name in self.state_attributes}}
         if self.base is not None:
             state[self.builds_on[1]] = self.base.state_dict()
         return state
@@ -430,6 +435,8 @@ class LearnedMethod(ClusteringMethod):
         self.model, self.optimizer = None, None
         self.step, self.trained = int(state['step']), bool(state['trained'])
         self._legacy_epochs = state.get('legacy_epochs')
+        for name, value in state['attributes'].items():
+            setattr(self, name, value)
         if state['model'] is None:
             return
         kwargs = dict(state['model_kwargs'])
@@ -460,7 +467,9 @@ class LearnedMethod(ClusteringMethod):
         if unit == 'epoch':
             upgraded['legacy_epochs'] = done
         upgraded.update(model_kwargs=kwargs, model=state.get('model'),
-                        optimizer=state.get('optimizer'))
+                        optimizer=state.get('optimizer'),
+                        attributes={name: state[name]
+                                    for name in self.state_attributes})
         if self.base is not None:
             upgraded[self.builds_on[1]] = state[self.builds_on[1]]
         return upgraded

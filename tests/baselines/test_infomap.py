@@ -4,8 +4,6 @@ import torch
 
 from ltc_pyg.baselines.infomap import infomap_clusters, knn_density
 
-pytest.importorskip('infomap')
-
 # Two triangles 0-1-2 and 3-4-5 (0.75) and one weak edge 2-3 (0.25).
 NEIGHBOR = torch.tensor([[0, 1, 2], [1, 0, 2], [2, 0, 3], [3, 4, 2],
                          [4, 3, 5], [5, 4, 3]])

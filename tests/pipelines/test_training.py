@@ -98,6 +98,13 @@ def test_version_1_checkpoints_load(name, graph):
         assert method.params.train.samples_per_epoch == 16
 
 
+def test_version_1_learned_edges_load_with_their_temperature(graph):
+    method = load_method(V1 / 'learned-edges.pt', 'learned-edges')[0]
+    assert method.trained and method.temperature > 0
+    np.testing.assert_array_equal(
+        method.predict(graph), np.load(V1 / 'learned-edges-labels.npy'))
+
+
 def test_version_1_gcn_s_without_compare_to_seed_uses_raw_features():
     state = read_checkpoint(V1 / 'gcn-d+s.pt')['state']
     del state['compare_to_seed']

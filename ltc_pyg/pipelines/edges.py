@@ -1,0 +1,289 @@
+r"""Methods that choose the edges and let the map equation cluster them.
+
+* ``fc-es`` (no training): neighbour-based edge probabilities, per-row
+  early stopping and directed Infomap on the kept links, from "Face
+  Clustering via Early Stopping and Edge Recall" (`Liu et al., 2024
+  <https://arxiv.org/abs/2408.13431>`_).
+* ``learned-edges``: an :class:`~ltc_pyg.nn.models.EdgeScorer` trained on a
+  labelled split gives every kNN edge a same-identity probability; the
+  edges above ``threshold`` (a probability, so the same on every
+  embedding) are the links, weighted by their probability, that directed
+  Infomap clusters.
+
+Both read their NEP temperature from the data unless it is given:
+``fc-es`` from the graph it clusters, ``learned-edges`` from its training
+graph (stored in the checkpoint, so that its features mean the same on the
+sets it clusters).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import Data
+from tqdm.auto import tqdm
+
+from ltc_pyg.cluster.map_equation import map_equation_clusters
+from ltc_pyg.cluster.merge import relabel_by_first_appearance
+from ltc_pyg.graph.edge_probability import (
+    EDGE_FEATURES,
+    default_temperature,
+    early_stop,
+    kept_links,
+    knn_edge_features,
+    neighbor_edge_probability,
+)
+from ltc_pyg.nn.models.edge_scorer import EdgeScorer
+from ltc_pyg.pipelines.methods import ClusteringMethod
+from ltc_pyg.pipelines.report import StageTimer
+from ltc_pyg.pipelines.training import (
+    EpochSampler,
+    LearnedMethod,
+    TrainingPlan,
+    TrainParams,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _walk(neighbor: Tensor, keep: Tensor, weight: Tensor, num_trials: int,
+          seed: int, unlinked_singletons: bool) -> np.ndarray:
+    r"""Directed Infomap on the kept kNN slots ``i -> neighbor[i, c]``."""
+    num_nodes = neighbor.size(0)
+    labels = map_equation_clusters(kept_links(neighbor, keep), weight[keep],
+                                   num_nodes, num_trials=num_trials,
+                                   seed=seed)
+    if unlinked_singletons:
+        labels[~keep.any(dim=1).numpy()] = -1
+        labels = relabel_by_first_appearance(labels)
+    return labels
+
+
+@dataclass(frozen=True)
+class FCESParams:
+    r"""Parameters of ``fc-es``.
+
+    Args:
+        temperature (float, optional): NEP softmax temperature :math:`T`;
+            read from the data when omitted
+            (:func:`~ltc_pyg.graph.edge_probability.default_temperature`).
+        threshold (float): Early-stop threshold :math:`\theta` on NEP.
+        unlinked_singletons (bool): Nodes that keep no link are singletons
+            even where Infomap puts them in a module (the paper's code).
+        num_trials (int): Infomap trials.
+    """
+    temperature: float | None = None
+    threshold: float = 0.22
+    unlinked_singletons: bool = False
+    num_trials: int = 1
+
+    def __post_init__(self) -> None:
+        if self.temperature is not None and not self.temperature > 0:
+            raise ValueError(f'temperature must be positive (got '
+                             f'{self.temperature})')
+
+
+class FCESMethod(ClusteringMethod):
+    r"""NEP, early stop and directed Infomap (see the module docstring)."""
+    name = 'fc-es'
+    Params = FCESParams
+
+    def __init__(self, params: Any = None, device: str = 'cpu', seed: int = 0,
+                 progress_bar: bool | None = None) -> None:
+        super().__init__(params, device, seed, progress_bar)
+        # NEP of the last graph, shared by copies of this method (threshold
+        # sweeps re-cluster the same graph at other thresholds).
+        self._nep_cache: dict[tuple[int, float], Tensor] = {}
+
+    def sweep_values(self, graph: Data) -> np.ndarray:
+        r"""Thresholds a sweep tries: NEP is a probability mass."""
+        return np.round(np.linspace(0.05, 0.6, 12), 4)
+
+    def predict(self, graph: Data,
+                timer: StageTimer | None = None) -> np.ndarray:
+        timer = timer or StageTimer()
+        params = self.params
+        temperature = (params.temperature if params.temperature is not None
+                       else default_temperature(graph.knn_similarity))
+        key = (graph.knn_neighbor.data_ptr(), temperature)
+        with timer('NEP'):
+            if key not in self._nep_cache:
+                self._nep_cache.clear()
+                self._nep_cache[key] = neighbor_edge_probability(
+                    graph.knn_neighbor, graph.knn_similarity, temperature)
+            nep = self._nep_cache[key]
+        with timer('early stop + Infomap'):
+            keep = early_stop(nep, params.threshold)
+            return _walk(graph.knn_neighbor, keep, nep, params.num_trials,
+                         self.seed, params.unlinked_singletons)
+
+
+@dataclass(frozen=True)
+class LearnedEdgesParams:
+    r"""Parameters of ``learned-edges``.
+
+    Args:
+        features (tuple of str): Edge features the scorer reads, a subset
+            of :data:`~ltc_pyg.graph.edge_probability.EDGE_FEATURES`.
+        temperature (float, optional): NEP temperature; when omitted it is
+            read from the training graph and stored with the model.
+        hidden_channels (int): Context and hidden size of the scorer.
+        threshold (float): Links are the edges whose same-identity
+            probability is :math:`\geq` this.
+        unlinked_singletons (bool): As in ``fc-es``.
+        num_trials (int): Infomap trials.
+        inference_batch_size (int): Edges scored at once.
+        train (TrainParams): The schedule; ``batch_size`` counts kNN rows
+            (each with its ``k - 1`` edges) per step, drawn in epochs of
+            the labelled rows.
+    """
+    features: tuple[str, ...] = EDGE_FEATURES
+    temperature: float | None = None
+    hidden_channels: int = 32
+    threshold: float = 0.5
+    unlinked_singletons: bool = False
+    num_trials: int = 1
+    inference_batch_size: int = 1_000_000
+    train: TrainParams = field(default_factory=lambda: TrainParams(
+        steps=1500, epochs=None, optimizer='adam', lr=1e-3,
+        milestones=(0.7,), batch_size=64))
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold < 1:
+            raise ValueError(f'threshold is a probability in (0, 1) (got '
+                             f'{self.threshold})')
+        if self.hidden_channels < 1 or self.inference_batch_size < 1:
+            raise ValueError('hidden_channels and inference_batch_size must '
+                             'be positive')
+
+
+def _row_edges(neighbor: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    r"""The kNN edges into ``rows`` (column 0 left out): ``edge_index``
+    ``[2, R (k-1)]`` in global ids and the flat ``[N * k]`` slot of each."""
+    k = neighbor.size(1)
+    slot = (rows.view(-1, 1) * k + torch.arange(1, k)).view(-1)
+    target = rows.repeat_interleave(k - 1)
+    return torch.stack([neighbor.view(-1)[slot].long(), target]), slot
+
+
+class LearnedEdgesMethod(LearnedMethod):
+    r"""A learned edge scorer, then directed Infomap on the likely
+    same-identity edges (see the module docstring)."""
+    name = 'learned-edges'
+    label = 'Edge scorer'
+    Params = LearnedEdgesParams
+    state_attributes = ('temperature',)
+
+    def __init__(self, params: Any = None, device: str = 'cpu', seed: int = 0,
+                 progress_bar: bool | None = None) -> None:
+        super().__init__(params, device, seed, progress_bar)
+        self.temperature: float | None = None
+
+    @property
+    def threshold_name(self) -> None:
+        r"""None: the threshold is a calibrated probability, not swept."""
+        return None
+
+    def build_model(self, in_channels: int) -> EdgeScorer:
+        return EdgeScorer(in_channels, self.params.hidden_channels)
+
+    def edge_features(self, graph: Data) -> Tensor:
+        r"""``[N, k, F]`` features of the graph's kNN slots."""
+        if self.temperature is None:
+            raise ValueError(f"'{self.name}' has no temperature yet; train "
+                             f'it or give a checkpoint')
+        return knn_edge_features(graph.knn_neighbor, graph.knn_similarity,
+                                 self.temperature, self.params.features)
+
+    def prepare_training(self, graph: Data, timer: StageTimer
+                         ) -> TrainingPlan:
+        train = self.params.train
+        if self.temperature is None:
+            self.temperature = (
+                self.params.temperature if self.params.temperature is not None
+                else default_temperature(graph.knn_similarity))
+        with timer('edge features'):
+            features = self.edge_features(graph)
+        neighbor, labels = graph.knn_neighbor, graph.y
+        num_nodes, k = neighbor.shape
+        same = (labels[neighbor] == labels.view(-1, 1)).float()
+        known = ((labels[neighbor] >= 0) & (labels.view(-1, 1) >= 0))
+        rows_known = known[:, 1:].any(dim=1).nonzero().view(-1)
+        if rows_known.numel() == 0:
+            raise ValueError(f"'{self.name}' needs labelled training nodes")
+        flat_features = features.view(num_nodes * k, -1)
+        fresh = self.model is None
+        model = self.build(features.size(2))
+        if fresh:
+            model.set_scaling(features[:, 1:].reshape(-1, features.size(2)))
+        sampler = EpochSampler(rows_known.numel(), train.batch_size,
+                               self.seed, train.samples_per_epoch)
+
+        def loss_at(step: int) -> Tensor:
+            rows = rows_known[sampler(step)]
+            # The rows of the batch and of their neighbours, so that both
+            # ends of every scored edge see their whole neighbourhood.
+            nodes = torch.cat([rows, neighbor[rows, 1:].reshape(-1)]).unique()
+            edge_index, slot = _row_edges(neighbor, nodes)
+            scored = torch.isin(edge_index[1], rows)
+            scored &= known.view(-1)[slot]
+            logits = model(edge_index.to(self.device),
+                           flat_features[slot].to(self.device), num_nodes,
+                           scored.nonzero().view(-1).to(self.device))
+            return F.binary_cross_entropy_with_logits(
+                logits, same.view(-1)[slot[scored]].to(self.device))
+
+        return TrainingPlan(sampler.steps_per_epoch, loss_at)
+
+    @torch.no_grad()
+    def edge_probability(self, graph: Data,
+                         timer: StageTimer | None = None) -> Tensor:
+        r"""Same-identity probability of every kNN slot, ``[N, k]`` (column
+        0, the node itself, is :math:`1`)."""
+        timer = timer or StageTimer()
+        model = self.trained_model(len(self.params.features))
+        with timer('edge features'):
+            features = self.edge_features(graph)
+        neighbor = graph.knn_neighbor
+        num_nodes, k = neighbor.shape
+        with timer('edge scorer'):
+            edge_index, slot = _row_edges(neighbor, torch.arange(num_nodes))
+            flat = features.view(num_nodes * k, -1)
+            edge_attr = flat[slot].to(self.device)
+            edge_index = edge_index.to(self.device)
+            scaled = (edge_attr - model.feature_mean) / model.feature_std
+            context = model.context(edge_index, scaled, num_nodes)
+            probability = torch.ones(num_nodes * k)
+            size = self.params.inference_batch_size
+            show = (num_nodes > 100_000 if self.progress_bar is None
+                    else self.progress_bar)
+            for start in tqdm(range(0, slot.numel(), size), desc='Edge scorer',
+                              disable=not show):
+                part = slice(start, start + size)
+                source, target = edge_index[:, part]
+                pair = torch.cat([scaled[part], context[source],
+                                  context[target]], dim=1)
+                probability[slot[part]] = torch.sigmoid(
+                    model.head(pair).view(-1)).cpu()
+        return probability.view(num_nodes, k)
+
+    def predict(self, graph: Data,
+                timer: StageTimer | None = None) -> np.ndarray:
+        timer = timer or StageTimer()
+        probability = self.edge_probability(graph, timer)
+        with timer('Infomap'):
+            keep = probability >= self.params.threshold
+            keep[:, 0] = False
+            return _walk(graph.knn_neighbor, keep, probability,
+                         self.params.num_trials, self.seed,
+                         self.params.unlinked_singletons)
+
+    def _upgrade_v1(self, state: dict[str, Any]) -> dict[str, Any]:
+        # Version 1 did not store the scorer's input size: one per feature.
+        return super()._upgrade_v1({**state,
+                                    'in_channels': len(self.params.features)})

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+
+from ltc_pyg.config import KNNConfig
+from ltc_pyg.data.synthetic import make_splits
+from ltc_pyg.graph.edge_probability import neighbor_edge_probability
+from ltc_pyg.metrics import evaluate
+from ltc_pyg.pipelines.estimator import threshold_sweep
+from ltc_pyg.pipelines.methods import build_method
+from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
+
+SMALL = {'hidden_channels': 8,
+         'train': {'steps': 30, 'optimizer': 'adam', 'lr': 0.01,
+                   'milestones': [], 'batch_size': 16}}
+
+
+@pytest.fixture(scope='module')
+def splits():
+    return make_splits(num_train_identities=10, num_test_identities=10,
+                       dim=16, mean_size=12, spread=0.6,
+                       low_quality_fraction=0.0, seed=0)
+
+
+@pytest.fixture(scope='module')
+def graphs(splits):
+    return {name: build_graph(split.x, KNNConfig(k=10), split.labels)
+            for name, split in splits.items()}
+
+
+def test_fc_es_keeps_the_nep_prefix_of_each_row(graphs):
+    graph = graphs['test']
+    method = make_method('fc-es', {'threshold': 0.3, 'temperature': 0.2})
+    labels = cluster(graph, method).labels
+    assert labels.shape == (graph.num_nodes,)
+    # Every kept link joins its two ends (a module never splits a link
+    # that the walk cannot leave): the early-stopped prefix of row 0.
+    nep = neighbor_edge_probability(graph.knn_neighbor, graph.knn_similarity,
+                                    0.2)
+    first = graph.knn_neighbor[0, 1]
+    if nep[0, 1] >= 0.3:
+        assert labels[0] == labels[first]
+    scores = evaluate(graph.y.numpy(), labels)
+    assert scores['pairwise_fscore'] > 0.8
+
+
+def test_fc_es_unlinked_nodes_can_be_forced_alone(graphs):
+    graph = graphs['test']
+    high = 0.99  # almost every row stops at its first neighbour
+    kept = make_method('fc-es', {'threshold': high})
+    alone = make_method('fc-es', {'threshold': high,
+                                  'unlinked_singletons': True})
+    nep = neighbor_edge_probability(graph.knn_neighbor, graph.knn_similarity)
+    unlinked = (nep[:, 1] < high).numpy()
+    labels = cluster(graph, alone).labels
+    sizes = np.bincount(labels)
+    assert unlinked.any() and (sizes[labels[unlinked]] == 1).all()
+    assert cluster(graph, kept).labels.max() <= labels.max()
+
+
+def test_fc_es_sweeps_nep_thresholds_on_one_nep(graphs):
+    method = make_method('fc-es')
+    sweep = threshold_sweep(graphs['train'], method)
+    assert sweep['param'] == 'threshold'
+    assert sweep['values'][0] == 0.05 and len(sweep['metrics']) == 12
+    assert len(method._nep_cache) == 1  # computed once, shared by copies
+
+
+def test_learned_edges_train_score_and_cluster(graphs, tmp_path):
+    method = train(graphs['train'], 'learned-edges', SMALL,
+                   out=tmp_path / 'edges.pt')
+    assert method.step == 30
+    train_temperature = method.temperature
+    assert train_temperature == pytest.approx(
+        0.75 * float((1 - graphs['train'].knn_similarity[:, 1:]).mean()),
+        rel=1e-5)
+    test = graphs['test']
+    probability = method.edge_probability(test)
+    assert probability.shape == test.knn_neighbor.shape
+    assert bool((probability[:, 0] == 1).all())
+    same = test.y[test.knn_neighbor[:, 1:]] == test.y.view(-1, 1)
+    # The scorer separates same-identity edges on identities it never saw.
+    assert probability[:, 1:][same].mean() > probability[:, 1:][~same].mean()
+    result = cluster(test, method)
+    assert result.report['metrics']['pairwise_fscore'] > 0.8
+    # The checkpoint keeps the training temperature.
+    loaded = make_method('learned-edges', SMALL, checkpoint=tmp_path /
+                         'edges.pt')
+    assert loaded.temperature == train_temperature
+    assert np.array_equal(cluster(test, loaded).labels, result.labels)
+
+
+def test_learned_edges_threshold_is_a_probability():
+    assert build_method('learned-edges').threshold_name is None
+    with pytest.raises(ValueError, match=r'probability in \(0, 1\)'):
+        build_method('learned-edges', {'threshold': 1.5})
