@@ -16,12 +16,11 @@ from ltc_pyg.cluster.peaks import (
     peaks_to_edges,
     peaks_to_labels,
 )
-from ltc_pyg.cluster.threshold import data_threshold, otsu_threshold
+from ltc_pyg.cluster.threshold import otsu_threshold
 
 __all__ = [
     'connected_components', 'relabel_by_first_appearance', 'threshold_links',
-    'otsu_threshold', 'data_threshold', 'dynamic_threshold_components',
-    'pool_pair_scores',
+    'otsu_threshold', 'dynamic_threshold_components', 'pool_pair_scores',
     'Peaks', 'confidence_to_peaks', 'peaks_to_edges', 'peaks_to_labels',
     'deoverlap', 'nms', 'map_equation_clusters',
 ]

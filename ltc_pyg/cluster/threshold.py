@@ -2,8 +2,14 @@ r"""Choosing a similarity threshold from the data, for embeddings of any
 scale (ArcFace-like features link at ~0.6, dlib descriptors at ~0.95)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Literal
+
 import numpy as np
 from torch import Tensor
+
+from ltc_pyg.cluster.merge import threshold_links
+from ltc_pyg.graph.transforms import knn_to_edges
 
 
 def otsu_threshold(similarity: np.ndarray, num_bins: int = 512) -> float:
@@ -37,18 +43,90 @@ def otsu_threshold(similarity: np.ndarray, num_bins: int = 512) -> float:
     return float(edges[1:-1][np.argmax(between)])
 
 
-def data_threshold(similarity: np.ndarray | Tensor) -> float:
-    r"""The similarity threshold read from a kNN graph: Otsu's threshold
-    (:func:`otsu_threshold`) of each node's similarity to its nearest other
-    node (kNN column 1), the split between nodes with a close neighbour and
-    isolated ones, on any embedding's scale.
+#: The bimodality coefficient of a uniform distribution; larger values
+#: suggest two modes (Pfister et al., 2013).
+BIMODAL = 5 / 9
+
+
+def bimodality(values: np.ndarray) -> float:
+    r"""The bimodality coefficient :math:`(\gamma^2 + 1) / \kappa` of a
+    sample (skewness :math:`\gamma`, kurtosis :math:`\kappa`); above
+    :data:`BIMODAL` the sample is likely bimodal."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    std = values.std()
+    if std == 0:
+        return 0.0
+    z = (values - values.mean()) / std
+    return float(((z ** 3).mean() ** 2 + 1) / (z ** 4).mean())
+
+
+def _largest_component(neighbor: Tensor, similarity: Tensor,
+                       threshold: float) -> int:
+    edge_index, edge_weight = knn_to_edges(neighbor, similarity)
+    labels = threshold_links(edge_index, edge_weight, neighbor.size(0),
+                             threshold)
+    return int(np.bincount(labels).max())
+
+
+def _bisect(low: float, high: float, too_low: Callable[[float], bool],
+            steps: int = 14) -> float:
+    r"""The point in ``[low, high]`` above which ``too_low`` fails (it must
+    hold below some point and fail above it); ``low`` when it never
+    holds."""
+    for _ in range(steps):
+        middle = (low + high) / 2
+        if too_low(middle):
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def graph_threshold(neighbor: Tensor, similarity: Tensor,
+                    rule: Literal['components', 'flow'] = 'components',
+                    growth: float = 1.25, fraction: float = 0.5) -> float:
+    r"""A similarity threshold read from the kNN graph alone.
+
+    Otsu's threshold :math:`t_0` of each node's similarity to its nearest
+    other node splits nodes with a close neighbour from isolated ones when
+    both kinds are common, i.e. when those similarities are bimodal
+    (:func:`bimodality` above :data:`BIMODAL`; e.g. LFW, where most people
+    have one photo); it is then the answer. When every node has a close
+    same-identity neighbour the sample has one mode and :math:`t_0` cuts
+    it in half (precision 1, recall ~0.4 on MS1M-like data). Then
+
+    * ``'components'`` (connected components and other linkage that
+      chains) lowers the threshold as long as the largest component stays
+      within ``growth`` times its size at :math:`t_0`, stopping before
+      identities chain together;
+    * ``'flow'`` (Infomap, which splits communities itself) lowers it to
+      where the largest component first holds ``fraction`` of the nodes.
 
     Args:
-        similarity (np.ndarray or Tensor): ``[N, k]`` kNN similarities,
-            each row starting with the node itself.
+        neighbor (Tensor): ``[N, k]`` kNN ids, the node itself first.
+        similarity (Tensor): ``[N, k]`` similarities (``k >= 2``).
+        rule (str, optional): ``'components'`` or ``'flow'``.
+        growth (float, optional): Largest-component growth allowed by
+            ``'components'``. (default: ``1.25``)
+        fraction (float, optional): Share of nodes in the largest
+            component for ``'flow'``. (default: ``0.5``)
     """
-    if similarity.shape[1] < 2:
+    if similarity.size(1) < 2:
         raise ValueError(f'Choosing a threshold from the data needs kNN '
                          f'lists with a neighbour (k >= 2, got '
-                         f'k={similarity.shape[1]})')
-    return otsu_threshold(np.asarray(similarity[:, 1]))
+                         f'k={similarity.size(1)})')
+    if rule not in ('components', 'flow'):
+        raise ValueError(f"Unknown rule '{rule}' (expected 'components' or "
+                         f"'flow')")
+    nearest = similarity[:, 1].numpy()
+    start = otsu_threshold(nearest)
+    if bimodality(nearest) > BIMODAL:
+        return start
+    low = float(similarity[:, 1:].min())
+    if rule == 'components':
+        limit = growth * _largest_component(neighbor, similarity, start)
+        return _bisect(low, start, lambda t: _largest_component(
+            neighbor, similarity, t) > limit)
+    size = fraction * neighbor.size(0)
+    return _bisect(low, start, lambda t: _largest_component(
+        neighbor, similarity, t) >= size)

@@ -53,7 +53,7 @@ def check_features(x: ArrayLike, num_features: int | None = None,
     num_bad = num_zero = 0
     for start in range(0, x.shape[0], _CHECK_BLOCK_ROWS):
         block = x[start:start + _CHECK_BLOCK_ROWS]
-        block = (block.numpy() if isinstance(block, Tensor)
+        block = (block.detach().cpu().numpy() if isinstance(block, Tensor)
                  else np.asarray(block))
         finite = np.isfinite(block).all(axis=1)
         bad = np.flatnonzero(~finite)

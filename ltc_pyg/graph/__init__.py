@@ -29,6 +29,7 @@ from ltc_pyg.graph.sparse import (
     gcn_adjacency,
 )
 from ltc_pyg.graph.transforms import (
+    AffinityData,
     KNNAffinityGraph,
     RowNormalize,
     ToSparseAdjacency,
@@ -46,7 +47,7 @@ __all__ = [
     'knn_to_edges', 'knn_to_tensors',
     'row_normalize', 'to_sparse_adjacency', 'FaceClusteringDataset',
     'affinity_data', 'ToSparseAdjacency', 'gcn_adjacency', 'adjacency_rows',
-    'csr_arrays', 'symmetrize_max',
+    'csr_arrays', 'symmetrize_max', 'AffinityData',
     'EDGE_FEATURES', 'EarlyStop', 'NeighborEdgeProbability',
     'SharedNeighbors', 'default_temperature', 'early_stop', 'kept_links',
     'knn_edge_features', 'mean_knn_distance', 'neighbor_edge_probability',

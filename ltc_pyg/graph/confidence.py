@@ -36,7 +36,8 @@ def _signed_neighbor_sum(neighbor: Tensor, similarity: Tensor,
 
 
 def neighbor_confidence(neighbor: Tensor, similarity: Tensor, labels: Tensor,
-                        size_norm: bool = False) -> Tensor:
+                        size_norm: bool = False,
+                        batch: Tensor | None = None) -> Tensor:
     r"""The ``s_nbr`` target: similarity to same-identity neighbours minus
     similarity to other-identity neighbours,
 
@@ -54,6 +55,9 @@ def neighbor_confidence(neighbor: Tensor, similarity: Tensor, labels: Tensor,
         labels (Tensor): ``[N]`` identities.
         size_norm (bool, optional): Divide by ``k`` instead of the global
             maximum. (default: :obj:`False`)
+        batch (Tensor, optional): ``[N]`` graph of each node in a batch of
+            graphs; the maximum is then taken per graph. (default:
+            :obj:`None`)
 
     Returns:
         Tensor: float32 ``[N]``.
@@ -61,7 +65,10 @@ def neighbor_confidence(neighbor: Tensor, similarity: Tensor, labels: Tensor,
     raw = _signed_neighbor_sum(neighbor, similarity, labels)
     if size_norm:
         return (raw / neighbor.size(1)).float()
-    scale = raw.abs().max()
+    if batch is None:
+        scale = raw.abs().max()
+    else:
+        scale = scatter(raw.abs(), batch, dim=0, reduce='max')[batch]
     return (raw / torch.where(scale > 0, scale, 1.0)).float()
 
 
@@ -156,7 +163,8 @@ def confidence_targets(data: Data, metric: ConfidenceMetric = 's_nbr',
                        radius: float = 0.5) -> Tensor:
     r"""Computes ``metric`` on a graph with ``knn_neighbor`` /
     ``knn_similarity`` (and ``y`` and ``x`` for the supervised metrics); see
-    :class:`ConfidenceTargets`."""
+    :class:`ConfidenceTargets`. On a :class:`~torch_geometric.data.Batch`
+    every graph gets the values it gets alone."""
     if metric not in CONFIDENCE_METRICS:
         raise ValueError(f"Unknown confidence metric '{metric}' (expected one "
                          f'of {CONFIDENCE_METRICS})')
@@ -169,9 +177,13 @@ def confidence_targets(data: Data, metric: ConfidenceMetric = 's_nbr',
         raise ValueError(f"The '{metric}' confidence needs every label; "
                          f'{int((labels < 0).sum())} of {labels.numel()} '
                          f'are unknown (-1)')
+    batch = getattr(data, 'batch', None)
+    if batch is not None:  # identities of different graphs stay apart
+        labels = labels + batch * (int(labels.max()) + 1)
     if metric in ('s_nbr', 's_nbr_size_norm'):
         return neighbor_confidence(data.knn_neighbor, data.knn_similarity,
-                                   labels, size_norm=metric != 's_nbr')
+                                   labels, size_norm=metric != 's_nbr',
+                                   batch=batch)
     if metric == 's_avg':
         return average_confidence(data.x, labels)
     return center_confidence(data.x, labels)

@@ -13,23 +13,25 @@ from torch_geometric.data import Data, Dataset
 from ltc_pyg.data.io import KNN, read_features, read_labels
 from ltc_pyg.data.validation import check_labels
 from ltc_pyg.graph.knn import KNNMethod, cached_knn_search, l2_normalize
-from ltc_pyg.graph.transforms import knn_to_tensors
+from ltc_pyg.graph.transforms import AffinityData, knn_to_tensors
 
 
 def affinity_data(x: np.ndarray, knn: KNN,
-                  labels: np.ndarray | None = None) -> Data:
+                  labels: np.ndarray | None = None) -> AffinityData:
     r"""Packs unit-norm features, dense kNN arrays and optional labels into
-    the graph every method takes: ``Data(x [N, D], knn_neighbor [N, k],
-    knn_similarity [N, k], y [N])``. Edges are derived from the kNN arrays
-    by :class:`~ltc_pyg.graph.transforms.KNNAffinityGraph` or by each
-    method, as it needs them."""
+    the graph every method takes: ``AffinityData(x [N, D],
+    knn_neighbor [N, k], knn_similarity [N, k], y [N])``. Edges are derived
+    from the kNN arrays by
+    :class:`~ltc_pyg.graph.transforms.KNNAffinityGraph` or by each method,
+    as it needs them."""
     neighbor, similarity = knn_to_tensors(knn)
-    data = Data(x=torch.from_numpy(np.ascontiguousarray(x, np.float32)),
-                knn_neighbor=neighbor, knn_similarity=similarity,
-                num_nodes=x.shape[0])
+    data = AffinityData(
+        x=torch.from_numpy(np.ascontiguousarray(x, np.float32)),
+        knn_neighbor=neighbor, knn_similarity=similarity,
+        num_nodes=x.shape[0])
     if labels is not None:
         check_labels(np.asarray(labels), x.shape[0])
-        data.y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        data.y = torch.tensor(np.asarray(labels), dtype=torch.long)
     return data
 
 

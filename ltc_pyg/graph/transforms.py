@@ -4,7 +4,9 @@ the transforms that prepare it for message passing.
 PyG's flow is source -> target: node ``i``'s ``k - 1`` neighbours are the
 sources of the edges into ``i``. The dense top-k arrays stay on the graph as
 ``knn_neighbor`` and ``knn_similarity`` (``[N, k]``, itself first, sorted by
-decreasing similarity) for algorithms that need per-row order.
+decreasing similarity) for algorithms that need per-row order; they are
+node ids, so the graph is an :class:`AffinityData` that batching, slicing
+and :meth:`~AffinityData.subgraph` keep consistent.
 """
 from __future__ import annotations
 
@@ -127,6 +129,46 @@ def to_sparse_adjacency(edge_index: Tensor, edge_weight: Tensor | None,
         return coo.coalesce().to_sparse_csr()
 
 
+class AffinityData(Data):
+    r"""A :class:`~torch_geometric.data.Data` whose ``knn_neighbor``
+    ``[N, k]`` holds node ids, like ``edge_index``: batching
+    (:meth:`~torch_geometric.data.Batch.from_data_list`) shifts them by
+    each graph's node offset, and indexing a batch or a collated dataset
+    shifts them back.
+    """
+    def __inc__(self, key: str, value: Any, *args: Any, **kwargs: Any
+                ) -> Any:
+        if key == 'knn_neighbor':
+            return self.num_nodes
+        return super().__inc__(key, value, *args, **kwargs)
+
+    def subgraph(self, subset: Tensor) -> AffinityData:
+        r"""The induced subgraph on ``subset`` (ids or a mask), with
+        ``knn_neighbor`` relabelled to the subgraph's ids. When some kept
+        row names a node outside ``subset``, its fixed-length kNN row cannot
+        be kept: ``knn_neighbor`` and ``knn_similarity`` are dropped with a
+        warning (rebuild them with :class:`KNNAffinityGraph`)."""
+        data = super().subgraph(subset)
+        if 'knn_neighbor' not in data:
+            return data
+        nodes = subset.nonzero().view(-1) if subset.dtype == torch.bool \
+            else subset
+        new_id = torch.full((self.num_nodes,), -1, dtype=torch.long,
+                            device=nodes.device)
+        new_id[nodes] = torch.arange(nodes.numel(), device=nodes.device)
+        neighbor = new_id[data.knn_neighbor]
+        outside = int((neighbor < 0).any(dim=1).sum())
+        if outside:
+            warnings.warn(f'subgraph: {outside} of {nodes.numel()} kNN rows '
+                          f'name nodes outside the subset; dropped '
+                          f'knn_neighbor and knn_similarity (rebuild them '
+                          f'with KNNAffinityGraph)', stacklevel=2)
+            del data.knn_neighbor, data.knn_similarity
+        else:
+            data.knn_neighbor = neighbor
+        return data
+
+
 class KNNAffinityGraph(BaseTransform):
     r"""Builds the kNN affinity graph of ``data.x`` (cosine similarity of
     L2-normalised features), from "Learning to Cluster Faces on an Affinity
@@ -136,6 +178,8 @@ class KNNAffinityGraph(BaseTransform):
     ``edge_weight`` (similarity) and the dense arrays ``knn_neighbor`` /
     ``knn_similarity`` (``[N, k]``). When ``data`` already carries those
     arrays (read from a cached ``.npz``) they are used instead of searching.
+    A plain :class:`~torch_geometric.data.Data` comes back as an
+    :class:`AffinityData`, so that batches of it stay correct.
 
     Args:
         k (int): Row length of the kNN lists, the node itself included (as in
@@ -167,7 +211,9 @@ class KNNAffinityGraph(BaseTransform):
         self.device = device
         self.search_kwargs = search_kwargs
 
-    def forward(self, data: Data) -> Data:
+    def forward(self, data: Data) -> AffinityData:
+        if not isinstance(data, AffinityData):
+            data = AffinityData.from_dict(data.to_dict())
         check_features(data.x)
         num_nodes = data.num_nodes
         if 'knn_neighbor' in data:
@@ -178,8 +224,9 @@ class KNNAffinityGraph(BaseTransform):
                                  f'{neighbor.size(1)}, fewer than k={self.k}')
             neighbor, similarity = neighbor[:, :self.k], similarity[:, :self.k]
         else:
-            knn = knn_search(data.x.numpy(), self.k, method=self.method,
-                             device=self.device, **self.search_kwargs)
+            knn = knn_search(data.x.detach().cpu().numpy(), self.k,
+                             method=self.method, device=self.device,
+                             **self.search_kwargs)
             neighbor, similarity = (torch.from_numpy(knn.neighbor),
                                     torch.from_numpy(knn.similarity))
         edge_index, edge_weight = knn_to_edges(neighbor, similarity,

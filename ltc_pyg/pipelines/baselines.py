@@ -5,9 +5,11 @@ Every method works on the affinity graph's cached kNN arrays (or its
 features) and returns one label per node, noise and outliers as
 singletons. Parameters given in similarity units (thresholds, ``eps``,
 FastHAC's distance, mean-shift's bandwidth) default to a value read from
-the data, Otsu's threshold of each node's similarity to its nearest other
-node (as ``knn-threshold`` does), so that no embedding's similarity scale
-is assumed; ``n_clusters`` defaults to the number of components at that
+the kNN graph (:func:`~ltc_pyg.cluster.threshold.graph_threshold`: its
+``'flow'`` rule for Infomap and Chinese Whispers, which split communities
+themselves, ``'components'`` for the rest, as ``knn-threshold``), so that
+no embedding's similarity scale is assumed; ``n_clusters`` defaults to the
+number of components of two or more nodes at the ``'components'``
 threshold.
 """
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ltc_pyg.baselines import (
     spectral,
 )
 from ltc_pyg.cluster.merge import relabel_by_first_appearance, threshold_links
-from ltc_pyg.cluster.threshold import data_threshold
+from ltc_pyg.cluster.threshold import graph_threshold
 from ltc_pyg.graph.transforms import knn_to_edges
 from ltc_pyg.pipelines.methods import ClusteringMethod
 from ltc_pyg.pipelines.report import StageTimer
@@ -73,27 +75,34 @@ class BaselineMethod(ClusteringMethod):
         return graph.knn_neighbor[:, :k], graph.knn_similarity[:, :k]
 
     def threshold(self, graph: Data, value: float | None,
-                  name: str = 'threshold') -> float:
-        r"""``value``, or :func:`data_threshold` of the graph."""
+                  name: str = 'threshold',
+                  rule: Literal['components', 'flow'] = 'components'
+                  ) -> float:
+        r"""``value``, or :func:`~ltc_pyg.cluster.threshold.graph_threshold`
+        of the graph by ``rule``."""
         if value is None:
-            value = data_threshold(graph.knn_similarity)
+            value = graph_threshold(graph.knn_neighbor,
+                                    graph.knn_similarity, rule)
             logger.info("Chose %s's threshold %.4f from the kNN similarity "
                         'distribution', self.name, value)
             self.chosen_[name] = value
         return value
 
     def num_clusters(self, graph: Data, value: int | None) -> int:
-        r"""``value``, or the number of components of the kNN graph cut at
-        :func:`data_threshold`."""
+        r"""``value``, or the number of components of two or more nodes of
+        the kNN graph cut at its ``'components'``
+        :func:`~ltc_pyg.cluster.threshold.graph_threshold` (singletons are
+        outliers, not clusters to place a centre in)."""
         if value is None:
-            threshold = data_threshold(graph.knn_similarity)
+            threshold = graph_threshold(graph.knn_neighbor,
+                                        graph.knn_similarity)
             edge_index, edge_weight = knn_to_edges(graph.knn_neighbor,
                                                    graph.knn_similarity)
             labels = threshold_links(edge_index, edge_weight,
                                      graph.num_nodes, threshold)
-            value = int(labels.max()) + 1
-            logger.info('Chose n_clusters=%d (components at similarity '
-                        '>= %.4f)', value, threshold)
+            value = max(int((np.bincount(labels) >= 2).sum()), 1)
+            logger.info('Chose n_clusters=%d (components of 2+ nodes at '
+                        'similarity >= %.4f)', value, threshold)
             self.chosen_['n_clusters'] = value
         return value
 
@@ -391,7 +400,8 @@ class ChineseWhispersMethod(BaselineMethod):
         neighbor, similarity = self.knn(graph)
         return chinese_whispers(
             neighbor, similarity, self.threshold(graph,
-                                                 self.params.threshold),
+                                                 self.params.threshold,
+                                                 rule='flow'),
             self.params.num_iterations, self.params.update_fraction,
             seed=self.seed, progress_bar=self.progress_bar)
 
@@ -474,6 +484,6 @@ class InfomapMethod(BaselineMethod):
         neighbor, similarity = self.knn(graph)
         return infomap_clusters(
             neighbor, similarity,
-            self.threshold(graph, self.params.threshold),
+            self.threshold(graph, self.params.threshold, rule='flow'),
             self.params.temperature, self.params.prune_fraction,
             self.params.num_trials, seed=self.seed)

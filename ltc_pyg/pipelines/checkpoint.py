@@ -77,7 +77,8 @@ def load_method(path: str | Path, name: str, params: Any = None,
     r"""Builds method ``name`` from a checkpoint.
 
     For our checkpoints the stored parameters are used unless ``params`` is
-    given, and the stored kNN settings are returned; for original checkpoints
+    given, and the stored kNN settings are returned (and set as the method's
+    ``trained_knn``); for original checkpoints
     ``params`` (or the defaults) apply and the kNN settings are ``None``.
 
     Args:
@@ -103,4 +104,5 @@ def load_method(path: str | Path, name: str, params: Any = None,
         params = get_method(name).upgrade_params(payload['params'])
     method = build_method(name, params, **kwargs)
     method.load_state_dict(payload['state'])
-    return method, from_dict(KNNConfig, payload['knn'])
+    method.trained_knn = from_dict(KNNConfig, payload['knn'])
+    return method, method.trained_knn

@@ -2,10 +2,15 @@ r"""``ltc-pyg``: the command line, the only argparse entry point.
 
 Sub-commands::
 
+    ltc-pyg methods   the methods, trainable or not, their parameters
     ltc-pyg knn       features -> kNN file in the original .npz layout
     ltc-pyg evaluate  true + predicted .meta -> pairwise F, BCubed F, NMI
-    ltc-pyg train     NAME: features + labels -> checkpoint
+    ltc-pyg train     --method NAME (or NAME): features + labels -> checkpoint
     ltc-pyg cluster   --method NAME: features -> predicted .meta + report
+
+Logging: warnings only by default (third-party INFO lines, e.g. faiss'
+loader, stay hidden); ``-v`` adds ltc_pyg's progress notes, ``-vv``
+everyone's debug output; ``-q`` keeps errors only and hides progress bars.
 
 Bad input exits with code 2 and one line naming the file and the numbers;
 nothing is written on failure (every write is atomic).
@@ -13,6 +18,7 @@ nothing is written on failure (every write is atomic).
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import logging
 import sys
@@ -22,12 +28,20 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ltc_pyg.config import KNNConfig, RunConfig, load_config
+from ltc_pyg import __version__
+from ltc_pyg.config import KNNConfig, RunConfig, load_config, to_dict
 from ltc_pyg.data.io import read_features, read_labels, write_knn, write_labels
 from ltc_pyg.graph.knn import KNN_METHODS, knn_search
 from ltc_pyg.metrics import evaluate
 from ltc_pyg.pipelines.estimator import threshold_sweep
-from ltc_pyg.pipelines.methods import METHODS, get_method
+from ltc_pyg.pipelines.methods import (
+    METHODS,
+    ClusteringMethod,
+    build_method,
+    first_sentence,
+    get_method,
+    parameter_help,
+)
 from ltc_pyg.pipelines.plots import write_report_dir
 from ltc_pyg.pipelines.report import (
     StageTimer,
@@ -35,11 +49,18 @@ from ltc_pyg.pipelines.report import (
     format_table,
     write_json,
 )
-from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
+from ltc_pyg.pipelines.run import (
+    build_graph,
+    cluster,
+    knn_settings,
+    make_method,
+    train,
+)
 
 logger = logging.getLogger('ltc_pyg')
 
 EPILOG = '''examples:
+  ltc-pyg methods                 # every method; ltc-pyg methods gcn-v
   ltc-pyg knn --features data/features/part1_test.bin --dim 256 --k 80 \\
       --method ivf --out data/knns/part1_test/faiss_k_80.npz
   ltc-pyg cluster --method knn-threshold --features F.bin --dim 256 \\
@@ -78,12 +99,15 @@ def _add_knn_args(parser: argparse.ArgumentParser) -> None:
 def _add_method_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--config', type=Path, help='YAML run config '
                         '(method, knn, params, seed, device); flags override')
-    parser.add_argument('--threshold', type=float, help='similarity '
-                        'threshold, for methods that have one '
-                        '(knn-threshold: chosen from the data when omitted)')
+    parser.add_argument('--threshold', type=float, help='the method\'s '
+                        'similarity threshold, whatever its name (threshold, '
+                        'tau for gcn-v, ...; see ltc-pyg methods); baselines '
+                        'choose one from the data when omitted')
     parser.add_argument('--param', action='append', default=[],
                         metavar='KEY=VALUE', help='set a method parameter '
-                        '(repeatable), e.g. --param max_size=300')
+                        '(repeatable), merged into the config; dotted keys '
+                        'reach nested ones, e.g. --param max_size=300 '
+                        '--param train.steps=30')
     parser.add_argument('--device', help="torch/faiss device, 'cpu' or "
                         "'cuda' (default: cpu)")
     parser.add_argument('--seed', type=int, help='random seed (default: 0)')
@@ -98,12 +122,23 @@ def make_parser() -> argparse.ArgumentParser:
         description='Learning to cluster face embeddings on kNN affinity '
         'graphs (PyTorch Geometric). Data use the learn-to-cluster layout: '
         'features/<name>.bin, labels/<name>.meta, knns/<name>/faiss_k_<k>.npz.')
+    parser.add_argument('--version', action='version',
+                        version=f'%(prog)s {__version__}')
     parser.add_argument('-v', '--verbose', action='count', default=0,
-                        help='more logging (-vv for debug)')
+                        help='progress notes (-vv: debug output of every '
+                        'library)')
     parser.add_argument('-q', '--quiet', action='store_true',
-                        help='only warnings and errors')
+                        help='errors only, no progress bars')
     commands = parser.add_subparsers(dest='command', required=True,
                                      metavar='COMMAND')
+
+    listing = commands.add_parser(
+        'methods', help='list the methods and their parameters',
+        description='Every registered method: trainable or not, and its '
+        'parameters (--param KEY=VALUE or a config\'s params:) with their '
+        'defaults; the threshold parameter is marked (--threshold).')
+    listing.add_argument('names', nargs='*', metavar='NAME',
+                         help='only these methods')
 
     knn = commands.add_parser(
         'knn', help='build a kNN file (original .npz layout)',
@@ -113,9 +148,10 @@ def make_parser() -> argparse.ArgumentParser:
     _add_features_args(knn)
     knn.add_argument('--k', type=int, required=True,
                      help='neighbours per node, itself included')
-    knn.add_argument('--method', choices=KNN_METHODS, default='flat',
+    knn.add_argument('--knn-method', '--method', dest='knn_method',
+                     choices=KNN_METHODS, default='flat',
                      help='flat = exact; ivf / hnsw = approximate and fast '
-                     '(default: flat)')
+                     '(default: flat; --method is the older name)')
     knn.add_argument('--num-probes', type=int, default=64,
                      help='IVF lists searched per query (default: 64)')
     knn.add_argument('--ef-search', type=int, default=256,
@@ -137,11 +173,15 @@ def make_parser() -> argparse.ArgumentParser:
     ev.add_argument('--json', action='store_true', help='print JSON')
 
     names = ', '.join(sorted(METHODS))
+    trainable = ', '.join(sorted(name for name in METHODS
+                                 if get_method(name).trainable))
     tr = commands.add_parser(
         'train', help='train a learned method',
         description=f'Train a learned method on labelled features and write '
-        f'a checkpoint (atomically). Methods: {names}.')
-    tr.add_argument('name', help='method to train')
+        f'a checkpoint (atomically), with the kNN settings that cluster '
+        f'--checkpoint reuses. Methods: {trainable}.')
+    tr.add_argument('name', nargs='?', help='method to train (or --method)')
+    tr.add_argument('--method', help='method to train, as in cluster')
     _add_features_args(tr)
     tr.add_argument('--labels', required=True, type=Path,
                     help='.meta with the true identities')
@@ -174,19 +214,55 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_params(pairs: list[str]) -> dict[str, Any]:
-    params = {}
+def _merge(params: dict[str, Any], key: str, value: Any) -> None:
+    r"""Sets ``params[key]``, descending into nested dicts at the dots of
+    ``key``; dict values merge into the dicts already there."""
+    *parents, last = key.split('.')
+    for parent in parents:
+        params = params.setdefault(parent, {})
+        if not isinstance(params, dict):
+            raise UserError(f"--param {key}: '{parent}' is not a group of "
+                            f'parameters')
+    if isinstance(value, dict) and isinstance(params.get(last), dict):
+        for name, item in value.items():
+            _merge(params[last], name, item)
+    else:
+        params[last] = value
+
+
+def _parse_params(pairs: list[str], params: dict[str, Any]
+                  ) -> dict[str, Any]:
+    r"""``params`` (deep-copied) with the ``--param KEY=VALUE`` pairs
+    merged in (YAML values, dotted keys)."""
+    params = copy.deepcopy(params)
     for pair in pairs:
         key, sep, value = pair.partition('=')
-        if not sep or not key:
+        if not sep or not key.strip():
             raise UserError(f"--param expects KEY=VALUE (got '{pair}')")
-        params[key.strip()] = yaml.safe_load(value)
+        _merge(params, key.strip(), yaml.safe_load(value))
     return params
 
 
-def _run_config(args: argparse.Namespace, method: str | None) -> RunConfig:
-    r"""Merges ``--config`` with the flags (flags win)."""
+def _method_name(args: argparse.Namespace) -> str | None:
+    r"""``train NAME`` or ``--method NAME``."""
+    name = getattr(args, 'name', None)
+    if name is not None and args.method is not None and name != args.method:
+        raise UserError(f"Two methods given: '{name}' and --method "
+                        f"'{args.method}'")
+    return name or args.method
+
+
+def _run_config(args: argparse.Namespace) -> tuple[RunConfig,
+                                                    dict[str, Any]]:
+    r"""Merges ``--config`` with the flags (flags win).
+
+    Returns:
+        The run config, and the kNN settings set explicitly (by the config
+        file's ``knn:`` or ``--k`` / ``--knn-method``), which a checkpoint's
+        must not contradict.
+    """
     config = load_config(args.config) if args.config else None
+    method = _method_name(args)
     if method is None:
         if config is None:
             raise UserError('--method is required (or a --config naming one)')
@@ -195,20 +271,39 @@ def _run_config(args: argparse.Namespace, method: str | None) -> RunConfig:
         raise UserError(f"{args.config} is for '{config.method}', not "
                         f"'{method}'")
     get_method(method)  # fails early on unknown names
-    knn = config.knn if config else KNNConfig()
-    if args.k is not None:
-        knn = dataclasses.replace(knn, k=args.k)
-    if args.knn_method is not None:
-        knn = dataclasses.replace(knn, method=args.knn_method)
-    params = dict(config.params) if config else {}
-    if args.threshold is not None:
-        params['threshold'] = args.threshold
-    params.update(_parse_params(args.param))
-    return RunConfig(
-        method=method, knn=knn, params=params,
+    defaults = to_dict(KNNConfig())
+    requested = {key: value for key, value in to_dict(config.knn).items()
+                 if value != defaults[key]} if config else {}
+    flags = {'k': args.k, 'method': args.knn_method}
+    requested.update({key: value for key, value in flags.items()
+                      if value is not None})
+    if args.knn is not None and args.knn_method is not None:
+        raise UserError(f'--knn-method chooses a search, but --knn '
+                        f'{args.knn} skips it; give one of them')
+    if args.knn is not None and args.knn_cache is not None:
+        raise UserError(f'--knn {args.knn} is read, not searched; '
+                        f'--knn-cache {args.knn_cache} would never be used')
+    params = _parse_params(args.param, config.params if config else {})
+    run = RunConfig(
+        method=method, knn=KNNConfig(**{**defaults, **requested}),
+        params=params,
         seed=args.seed if args.seed is not None else (config.seed if config
                                                       else 0),
         device=args.device or (config.device if config else 'cpu'))
+    return run, requested
+
+
+def _set_threshold(method: ClusteringMethod, threshold: float | None
+                   ) -> None:
+    r"""Applies ``--threshold`` to the method's own threshold parameter."""
+    if threshold is None:
+        return
+    name = method.threshold_name
+    if name is None:
+        raise UserError(f"'{method.name}' has no similarity threshold "
+                        f'(see ltc-pyg methods {method.name}); set its '
+                        f'parameters with --param KEY=VALUE')
+    method.params = dataclasses.replace(method.params, **{name: threshold})
 
 
 def _read_inputs(args: argparse.Namespace, timer: StageTimer,
@@ -223,7 +318,7 @@ def _read_inputs(args: argparse.Namespace, timer: StageTimer,
 
 def _knn(args: argparse.Namespace) -> None:
     features = read_features(args.features, args.dim)
-    knn = knn_search(features, args.k, args.method, device=args.device,
+    knn = knn_search(features, args.k, args.knn_method, device=args.device,
                      num_probes=args.num_probes, ef_search=args.ef_search)
     write_knn(args.out, knn)
     logger.info('Wrote %s: %d x %d neighbours', args.out, *knn.neighbor.shape)
@@ -242,15 +337,25 @@ def _evaluate(args: argparse.Namespace) -> None:
         print(format_table([metrics], list(metrics)))
 
 
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.no_progress or args.quiet else None
+
+
 def _train(args: argparse.Namespace) -> None:
-    config = _run_config(args, args.name)
+    config, requested = _run_config(args)
+    params = config.params
+    if args.threshold is not None:
+        method = build_method(config.method, params, device=config.device)
+        _set_threshold(method, args.threshold)
+        params = to_dict(method.params)
     timer = StageTimer()
     features, labels = _read_inputs(args, timer, args.labels)
-    progress = False if args.no_progress else None
-    graph = build_graph(features, config.knn, labels, knn_path=args.knn,
+    progress = _progress(args)
+    graph = build_graph(features, config.knn if requested or not args.knn
+                        else None, labels, knn_path=args.knn,
                         cache_path=args.knn_cache, device=config.device,
                         timer=timer, progress_bar=progress)
-    train(graph, config.method, config.params, out=args.out, knn=config.knn,
+    train(graph, config.method, params, out=args.out, knn=config.knn,
           device=config.device, seed=config.seed, resume=args.resume,
           progress_bar=progress, timer=timer)
     print(format_table([{'stage': s.name, 'seconds': s.seconds,
@@ -260,27 +365,40 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _cluster(args: argparse.Namespace) -> None:
-    config = _run_config(args, args.method)
+    config, requested = _run_config(args)
     timer = StageTimer()
     features, labels = _read_inputs(args, timer, args.labels)
-    progress = False if args.no_progress else None
+    progress = _progress(args)
     method = make_method(config.method, config.params or None,
                          checkpoint=args.checkpoint, device=config.device,
                          seed=config.seed, progress_bar=progress)
-    graph = build_graph(features, config.knn, labels, knn_path=args.knn,
+    _set_threshold(method, args.threshold)
+    try:
+        knn = knn_settings(method, requested)
+    except ValueError as error:
+        raise UserError(f'{args.checkpoint}: {error}') from None
+    # A --knn file keeps its own k unless one was asked for or trained on.
+    fixed_k = bool(requested) or method.trained_knn is not None
+    graph = build_graph(features, knn if fixed_k or not args.knn else None,
+                        labels, knn_path=args.knn,
                         cache_path=args.knn_cache, device=config.device,
                         timer=timer, progress_bar=progress)
-    result = cluster(graph, method, timer, config.knn)
-    write_labels(args.out, result.labels)
-    if args.report and args.report.suffix == '.json':
-        write_json(args.report, result.report)
-    elif args.report:
+    result = cluster(graph, method, timer, knn)
+    sweep = None
+    if args.report and args.report.suffix != '.json' and labels is not None \
+            and not method.trainable:
         # Learned methods would re-run their model per value: API only.
-        sweep = (threshold_sweep(graph, method)
-                 if labels is not None and not method.trainable else None)
-        write_report_dir(args.report, result.report, result.labels, labels,
+        with timer('threshold sweep'):
+            sweep = threshold_sweep(graph, method, progress_bar=progress)
+    with timer('write'):
+        write_labels(args.out, result.labels)
+    # The totals cover every stage of the command, the sweep included.
+    report = {**result.report, **timer.as_dict()}
+    if args.report and args.report.suffix == '.json':
+        write_json(args.report, report)
+    elif args.report:
+        write_report_dir(args.report, report, result.labels, labels,
                          sweep=sweep)
-    report = result.report
     print(f"{report['method']}: {report['num_clusters']} clusters of "
           f"{report['num_nodes']} samples in {report['total_seconds']:.1f} s "
           f"(peak RSS {report['peak_rss_gb']:.2f} GB) -> {args.out}")
@@ -288,17 +406,45 @@ def _cluster(args: argparse.Namespace) -> None:
         print(format_table([report['metrics']], list(report['metrics'])))
 
 
-COMMANDS = {'knn': _knn, 'evaluate': _evaluate, 'train': _train,
-            'cluster': _cluster}
+def _methods(args: argparse.Namespace) -> None:
+    names = args.names or sorted(METHODS)
+    for name in names:
+        cls = get_method(name)
+        defaults = to_dict(cls.Params())
+        threshold = build_method(name).threshold_name
+        meaning = parameter_help(cls.Params)
+        kind = 'trainable' if cls.trainable else 'not trained'
+        print(f'{name} ({kind}): {first_sentence(cls.__doc__ or "")}')
+        for key, value in defaults.items():
+            mark = ' [--threshold]' if key == threshold else ''
+            shown = repr(value)
+            if len(shown) > 40 and len(names) > 1:
+                shown = shown[:36] + ' ...'
+            print(f'    {key} = {shown}{mark}: {meaning.get(key, "")}')
+        if len(names) > 1:
+            print()
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    r"""Warnings by default; ``-v`` adds ltc_pyg's INFO notes, ``-vv``
+    every library's debug output; ``-q`` errors only."""
+    logging.basicConfig(level=logging.DEBUG if args.verbose > 1
+                        else logging.WARNING,
+                        format='%(levelname)s %(name)s: %(message)s',
+                        stream=sys.stderr)
+    logger.setLevel(logging.ERROR if args.quiet else
+                    logging.WARNING if args.verbose == 0 else
+                    logging.INFO if args.verbose == 1 else logging.DEBUG)
+    logging.captureWarnings(True)
+
+
+COMMANDS = {'methods': _methods, 'knn': _knn, 'evaluate': _evaluate,
+            'train': _train, 'cluster': _cluster}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    level = (logging.WARNING if args.quiet else
-             logging.DEBUG if args.verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format='%(levelname)s %(name)s: '
-                        '%(message)s', stream=sys.stderr)
-    logging.captureWarnings(True)
+    _configure_logging(args)
     try:
         COMMANDS[args.command](args)
     except (UserError, ValueError, TypeError, FileNotFoundError,

@@ -9,7 +9,7 @@ import numpy as np
 from torch_geometric.data import Data
 
 from ltc_pyg.cluster.merge import threshold_links
-from ltc_pyg.cluster.threshold import data_threshold
+from ltc_pyg.cluster.threshold import graph_threshold
 from ltc_pyg.graph.transforms import knn_to_edges
 from ltc_pyg.pipelines.methods import ClusteringMethod
 from ltc_pyg.pipelines.report import StageTimer
@@ -21,14 +21,11 @@ logger = logging.getLogger(__name__)
 class KNNThresholdParams:
     r"""Args:
         threshold (float, optional): Keep edges with cosine similarity
-            :math:`\geq` this. When omitted it is
-            :func:`~ltc_pyg.cluster.data_threshold`: Otsu's threshold of
-            each node's similarity to its nearest other node, which splits
-            nodes with a close same-identity neighbour from isolated ones
-            on any embedding's scale. Measured
-            pairwise F is 0.08-0.16 below the best threshold's (LFW, CFP,
-            synthetic; see ``benchmarks/README.md``): a safe start, not a
-            tuned value.
+            :math:`\geq` this. When omitted it is read from the kNN graph
+            (:func:`~ltc_pyg.cluster.threshold.graph_threshold`, its
+            ``'components'`` rule), on any embedding's scale; the gap to a
+            threshold chosen on labelled data is in
+            ``benchmarks/README.md``: a safe start, not a tuned value.
     """
     threshold: float | None = None
 
@@ -51,7 +48,8 @@ class KNNThreshold(ClusteringMethod):
                                                    graph.knn_similarity)
             threshold = self.params.threshold
             if threshold is None:
-                threshold = data_threshold(graph.knn_similarity)
+                threshold = graph_threshold(graph.knn_neighbor,
+                                            graph.knn_similarity)
                 logger.info('Chose threshold %.4f from the kNN similarity '
                             'distribution', threshold)
             self.threshold_ = float(threshold)

@@ -26,16 +26,19 @@ dense kNN arrays with :mod:`ltc_pyg.graph.transforms`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from torch_geometric.data import Data
 
-from ltc_pyg.config import from_dict, to_dict
+from ltc_pyg.config import KNNConfig, from_dict, to_dict
 from ltc_pyg.pipelines.report import StageTimer
 
 # name -> 'module:Class'; imported lazily by get_method().
@@ -72,6 +75,16 @@ class NoParams:
     r"""Parameters of a method that has none."""
 
 
+def check_device(device: str) -> None:
+    r"""Checks a torch device string (``'cpu'``, ``'cuda'``, ``'cuda:1'``,
+    ...), so that a typo such as ``'gpu'`` fails before any work."""
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"Unknown device {device!r} (expected 'cpu', "
+                         f"'cuda' or 'cuda:<index>')") from None
+
+
 class ClusteringMethod(ABC):
     r"""Base class of every clustering method.
 
@@ -82,6 +95,12 @@ class ClusteringMethod(ABC):
         seed (int, optional): Seed of every random choice. (default: ``0``)
         progress_bar (bool, optional): Show progress bars; by default shown
             for large inputs.
+
+    Attributes:
+        trained_knn (KNNConfig or None): The kNN settings of the graph a
+            learned method was trained on (set by training and by loading
+            one of our checkpoints); :func:`~ltc_pyg.pipelines.run.cluster`
+            holds its graphs to them.
     """
     name: ClassVar[str]
     Params: ClassVar[type] = NoParams
@@ -96,7 +115,9 @@ class ClusteringMethod(ABC):
         elif not isinstance(params, self.Params):
             raise TypeError(f'{self.name} expects {self.Params.__name__} '
                             f'(got {type(params).__name__})')
+        check_device(device)
         self.params = params
+        self.trained_knn: KNNConfig | None = None
         self.device = device
         self.seed = seed
         self.progress_bar = progress_bar
@@ -173,12 +194,46 @@ class ClusteringMethod(ABC):
 
 
 def get_method(name: str) -> type[ClusteringMethod]:
-    r"""The class registered under ``name``."""
+    r"""The class registered under ``name``; an unknown name fails with the
+    closest registered ones."""
     if name not in METHODS:
-        raise ValueError(f"Unknown method '{name}' (available: "
+        close = difflib.get_close_matches(name, METHODS, n=2)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close \
+            else ''
+        raise ValueError(f"Unknown method '{name}'{hint} (available: "
                          f"{', '.join(sorted(METHODS))})")
     module_name, class_name = METHODS[name].split(':')
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def parameter_help(params: type) -> dict[str, str]:
+    r"""The first sentence of each parameter's description in the
+    ``Args:`` section of a ``Params`` docstring, by name."""
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in (params.__doc__ or '').splitlines():
+        match = re.match(r'\s*(\w+) \([^)]*\):\s*(.*)', line)
+        if match and match.group(1) in {f.name for f in
+                                        dataclasses.fields(params)}:
+            current = found.setdefault(match.group(1), [match.group(2)])
+        elif current is not None and line.strip():
+            current.append(line.strip())
+        else:
+            current = None
+    return {name: first_sentence(' '.join(words))
+            for name, words in found.items()}
+
+
+def first_sentence(text: str) -> str:
+    r"""The first sentence of docstring text, markup removed, for the
+    terminal."""
+    # A role broken across lines (:func:`~a.b.<newline>c`) joins up again.
+    text = re.sub(r':\w+:`[^`]*`', lambda m: m.group(0).replace(' ', ''),
+                  ' '.join(text.split()))
+    text = re.split(r'(?<=\.)\s(?=[A-Z(])', text, maxsplit=1)[0]
+    text = text.replace(r':math:`\geq`', '>=')
+    text = re.sub(r':\w+:`~?(?:[\w.]*\.)?([^`]+)`', r'\1', text)
+    return text.replace('``', '')
 
 
 def build_method(name: str, params: Any = None, **kwargs: Any

@@ -10,6 +10,7 @@ r"""The pipeline API that the CLI, the examples and users' code call:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 from torch_geometric.data import Data
 
 from ltc_pyg.config import KNNConfig, to_dict
-from ltc_pyg.data.io import read_knn
+from ltc_pyg.data.io import KNN, read_knn
 from ltc_pyg.data.validation import check_features, check_labels
 from ltc_pyg.graph.dataset import affinity_data
 from ltc_pyg.graph.knn import cached_knn_search, knn_search, l2_normalize
@@ -44,7 +45,8 @@ def build_graph(features: np.ndarray, knn: KNNConfig | None = None,
         knn (KNNConfig, optional): How to search (default: exact, k=80).
         labels (np.ndarray, optional): ``[N]`` true labels, stored as ``y``.
         knn_path (str, optional): A kNN file in the original layout to use
-            instead of searching; its own ``k`` is used.
+            instead of searching; its rows are cut to ``knn.k`` when ``knn``
+            is given (fewer neighbours fail), else used as they are.
         cache_path (str, optional): Where to cache the searched kNN (see
             :func:`~ltc_pyg.graph.knn.cached_knn_search`).
         device (str, optional): Device of the faiss search.
@@ -55,7 +57,6 @@ def build_graph(features: np.ndarray, knn: KNNConfig | None = None,
         Data: ``x`` ``[N, D]`` (unit rows), ``knn_neighbor`` /
         ``knn_similarity`` ``[N, k]``, and ``y`` ``[N]`` when labels are given.
     """
-    knn = knn or KNNConfig()
     timer = timer or StageTimer()
     check_features(features)
     num_nodes = features.shape[0]
@@ -63,21 +64,33 @@ def build_graph(features: np.ndarray, knn: KNNConfig | None = None,
         check_labels(np.asarray(labels), num_nodes)
     with timer('normalise features'):
         x = l2_normalize(features)
+    search = knn or KNNConfig()
     with timer('kNN'):
         if knn_path is not None:
             result = read_knn(knn_path, num_nodes=num_nodes)
             logger.info('Read kNN (k=%d) from %s', result.neighbor.shape[1],
                         knn_path)
+            if knn is not None:
+                result = _cut_knn(result, knn.k, knn_path)
         elif cache_path is not None:
-            result = cached_knn_search(x, knn.k, cache_path, knn.method,
+            result = cached_knn_search(x, search.k, cache_path, search.method,
                                        device=device, normalize=False,
                                        progress_bar=progress_bar,
-                                       **knn.search_kwargs())
+                                       **search.search_kwargs())
         else:
-            result = knn_search(x, knn.k, knn.method, device=device,
+            result = knn_search(x, search.k, search.method, device=device,
                                 normalize=False, progress_bar=progress_bar,
-                                **knn.search_kwargs())
+                                **search.search_kwargs())
     return affinity_data(x, result, labels)
+
+
+def _cut_knn(knn: KNN, k: int, path: str | Path) -> KNN:
+    r"""The first ``k`` entries of each row of a kNN file's lists."""
+    available = knn.neighbor.shape[1]
+    if available < k:
+        raise ValueError(f'{path} has kNN rows of k={available}, fewer than '
+                         f'the k={k} asked for')
+    return KNN(knn.neighbor[:, :k], knn.similarity[:, :k])
 
 
 @dataclass
@@ -104,6 +117,56 @@ def make_method(method: str, params: Any = None,
     return built
 
 
+#: The kNN settings that decide which graph a model sees.
+GRAPH_KNN_FIELDS = ('k', 'method')
+
+
+def knn_settings(method: ClusteringMethod, requested: dict[str, Any],
+                 base: KNNConfig | None = None) -> KNNConfig:
+    r"""The kNN settings to build ``method``'s graph with: those it was
+    trained on (:attr:`~ClusteringMethod.trained_knn`) when known, else
+    ``base`` (default: :class:`~ltc_pyg.config.KNNConfig`), with the
+    explicitly ``requested`` fields (e.g. ``{'k': 10}`` from ``--k``) on
+    top.
+
+    Raises:
+        ValueError: When a requested ``k`` or ``method`` differs from the
+            trained one: the model would run on a graph it never saw.
+    """
+    trained = method.trained_knn
+    if trained is None:
+        return dataclasses.replace(base or KNNConfig(), **requested)
+    conflicts = [f'{name}={requested[name]!r}' for name in GRAPH_KNN_FIELDS
+                 if name in requested and requested[name] != getattr(
+                     trained, name)]
+    if conflicts:
+        raise ValueError(f"This '{method.name}' model was trained on a kNN "
+                         f'graph with k={trained.k}, method='
+                         f"'{trained.method}'; {', '.join(conflicts)} "
+                         f'conflicts (leave it out to use the trained '
+                         f'settings)')
+    return dataclasses.replace(trained, **requested)
+
+
+def _graph_for(graph: Data, method: ClusteringMethod) -> Data:
+    r"""``graph`` with kNN rows cut to the ``k`` ``method`` was trained on
+    (a longer exact row starts with the shorter one); shorter rows fail."""
+    trained, k = method.trained_knn, graph.knn_neighbor.size(1)
+    if trained is None or trained.k == k:
+        return graph
+    if k < trained.k:
+        raise ValueError(f"This '{method.name}' model was trained with "
+                         f'k={trained.k} but the graph has kNN rows of '
+                         f'k={k}; build it with k={trained.k}')
+    logger.info("Using the first %d of %d neighbours per row: the '%s' "
+                'model was trained with k=%d', trained.k, k, method.name,
+                trained.k)
+    graph = graph.clone()
+    graph.knn_neighbor = graph.knn_neighbor[:, :trained.k]
+    graph.knn_similarity = graph.knn_similarity[:, :trained.k]
+    return graph
+
+
 def cluster(graph: Data, method: ClusteringMethod,
             timer: StageTimer | None = None,
             knn: KNNConfig | None = None) -> ClusterResult:
@@ -111,7 +174,8 @@ def cluster(graph: Data, method: ClusteringMethod,
 
     Args:
         graph (Data): From :func:`build_graph`; ``y`` (if present) is used
-            only for the metrics, never by the method.
+            only for the metrics, never by the method. Its rows are cut to
+            the ``k`` a learned method was trained on; shorter rows fail.
         method (ClusteringMethod): A built (and, if learned, trained) method.
         timer (StageTimer, optional): Holds earlier stages (reading, kNN) to
             include in the report.
@@ -119,6 +183,7 @@ def cluster(graph: Data, method: ClusteringMethod,
     """
     timer = timer or StageTimer()
     labels_true = graph.y.numpy() if 'y' in graph else None
+    graph = _graph_for(graph, method)
     unlabeled = copy.copy(graph)  # new attribute stores, the same tensors
     if 'y' in unlabeled:
         del unlabeled.y
@@ -168,9 +233,11 @@ def train(graph: Data, method: str, params: Any = None,
 
     def save() -> None:
         if out is not None:
-            save_checkpoint(out, built, knn or KNNConfig())
+            save_checkpoint(out, built, built.trained_knn)
             logger.info('Saved %s checkpoint to %s', method, out)
 
+    built.trained_knn = dataclasses.replace(
+        knn or KNNConfig(), k=int(graph.knn_neighbor.size(1)))
     with timer('train'):
         built.fit(graph, timer, save)
     save()

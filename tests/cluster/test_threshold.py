@@ -1,7 +1,18 @@
 import numpy as np
 import pytest
+import torch
 
-from ltc_pyg.cluster.threshold import otsu_threshold
+from ltc_pyg.cluster.merge import threshold_links
+from ltc_pyg.cluster.threshold import (
+    BIMODAL,
+    bimodality,
+    graph_threshold,
+    otsu_threshold,
+)
+from ltc_pyg.config import KNNConfig
+from ltc_pyg.data.synthetic import make_splits
+from ltc_pyg.graph.transforms import knn_to_edges
+from ltc_pyg.pipelines.run import build_graph
 
 
 @pytest.mark.parametrize('low, high', [(0.0, 0.6), (0.8, 0.95)])
@@ -17,3 +28,61 @@ def test_otsu_degenerate_inputs():
     assert otsu_threshold(np.full(10, 0.5)) == 0.5
     with pytest.raises(ValueError, match='no similarities'):
         otsu_threshold(np.array([np.nan]))
+
+
+def test_bimodality_coefficient():
+    rng = np.random.default_rng(0)
+    assert bimodality(rng.normal(0, 1, 20000)) == pytest.approx(1 / 3,
+                                                                abs=0.01)
+    # A uniform sample sits at the cut-off, two separated modes above it.
+    assert bimodality(rng.uniform(0, 1, 20000)) == pytest.approx(BIMODAL,
+                                                                 abs=0.01)
+    assert bimodality(np.r_[np.zeros(500), np.ones(500)]) == 1.0
+    assert bimodality(np.full(4, 0.3)) == 0.0
+
+
+@pytest.fixture(scope='module')
+def unimodal():
+    # Every sample has a close same-identity neighbour: one mode.
+    split = make_splits(num_train_identities=1, num_test_identities=30,
+                        dim=32, mean_size=20, seed=0)['test']
+    return build_graph(split.x, KNNConfig(k=10))
+
+
+def largest(graph, threshold):
+    edge_index, edge_weight = knn_to_edges(graph.knn_neighbor,
+                                           graph.knn_similarity)
+    return np.bincount(threshold_links(edge_index, edge_weight,
+                                       graph.num_nodes, threshold)).max()
+
+
+def test_graph_threshold_bimodal_is_otsu():
+    # Nodes 0-3 have a neighbour at 0.9, nodes 4-7 are isolated (0.3).
+    neighbor = torch.tensor([[0, 1], [1, 0], [2, 3], [3, 2], [4, 0], [5, 0],
+                             [6, 0], [7, 0]])
+    similarity = torch.tensor([[1., .9]] * 4 + [[1., .3]] * 4)
+    assert graph_threshold(neighbor, similarity) == otsu_threshold(
+        similarity[:, 1].numpy())
+    with pytest.raises(ValueError, match=r'k >= 2, got k=1'):
+        graph_threshold(neighbor[:, :1], similarity[:, :1])
+    with pytest.raises(ValueError, match="Unknown rule 'x'"):
+        graph_threshold(neighbor, similarity, 'x')
+
+
+def test_graph_threshold_components_stops_before_chaining(unimodal):
+    nearest = unimodal.knn_similarity[:, 1].numpy()
+    assert bimodality(nearest) < BIMODAL
+    start = otsu_threshold(nearest)
+    chosen = graph_threshold(unimodal.knn_neighbor, unimodal.knn_similarity)
+    assert chosen < start
+    limit = 1.25 * largest(unimodal, start)
+    assert largest(unimodal, chosen) <= limit < largest(unimodal,
+                                                        chosen - 1e-3)
+
+
+def test_graph_threshold_flow_is_where_half_the_nodes_connect(unimodal):
+    chosen = graph_threshold(unimodal.knn_neighbor, unimodal.knn_similarity,
+                             'flow')
+    half = unimodal.num_nodes / 2
+    assert largest(unimodal, chosen + 1e-3) < half <= largest(
+        unimodal, chosen - 1e-3)

@@ -7,6 +7,7 @@ import pytest
 
 from ltc_pyg.data.io import write_features, write_labels
 from ltc_pyg.metrics import evaluate
+from ltc_pyg.pipelines.methods import METHODS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / 'examples' / 'ms1m_part1.py'
 
@@ -68,3 +69,16 @@ def test_learned_method_without_training_data_is_skipped(example, tmp_path):
 def test_bad_param_names_the_expected_form(example, tmp_path):
     with pytest.raises(ValueError, match='NAME:KEY=VALUE'):
         example.main(['--data-root', str(tmp_path), '--param', 'nope'])
+
+
+def test_default_run_names_every_method_or_why_not(example):
+    names, skipped = example.method_names(example.parse_args([]))
+    assert set(names) | set(skipped) == set(METHODS)
+    assert 'lgcn' not in names and skipped['lgcn'].startswith('slow, ')
+    assert '--all' in skipped['lgcn']
+    assert skipped['gcn-e'] == "the same method as 'gcn-v+e'"
+    everything, _ = example.method_names(example.parse_args(['--all']))
+    assert 'lgcn' in everything
+    named, none = example.method_names(example.parse_args(
+        ['--methods', 'lgcn']))
+    assert named == ['lgcn'] and none == {}

@@ -7,7 +7,7 @@ from torch_geometric.data import Data
 
 from ltc_pyg.baselines import similarity_to_distance
 from ltc_pyg.cluster.merge import threshold_links
-from ltc_pyg.cluster.threshold import data_threshold
+from ltc_pyg.cluster.threshold import graph_threshold
 from ltc_pyg.config import KNNConfig
 from ltc_pyg.data.io import read_labels, write_features, write_labels
 from ltc_pyg.data.synthetic import make_splits
@@ -62,7 +62,11 @@ def test_labels_cover_every_node_and_defaults_come_from_the_data(name,
     used = {key[:-len('_used')]: value for key, value in described.items()
             if key.endswith('_used')}
     assert sorted(used) == sorted(CHOSEN[name])
-    threshold = data_threshold(graph.knn_similarity)
+    # Infomap and Chinese Whispers split communities themselves.
+    rule = 'flow' if name in ('infomap', 'chinese-whispers') else \
+        'components'
+    threshold = graph_threshold(graph.knn_neighbor, graph.knn_similarity,
+                                rule)
     if 'threshold' in used:
         assert used['threshold'] == threshold
     if 'n_clusters' in used:
@@ -70,23 +74,14 @@ def test_labels_cover_every_node_and_defaults_come_from_the_data(name,
                                                graph.knn_similarity)
         components = threshold_links(edge_index, edge_weight,
                                      graph.num_nodes, threshold)
-        assert used['n_clusters'] == components.max() + 1
+        # Components of two or more nodes; singletons are outliers.
+        assert used['n_clusters'] == (np.bincount(components) >= 2).sum()
     for key in ('bandwidth', 'distance'):
         if key in used:
             assert used[key] == pytest.approx(
                 similarity_to_distance(threshold))
     if 'eps' in used:
         assert used['eps'] == pytest.approx(1 - threshold)
-
-
-def test_data_threshold():
-    # Column 1 (the nearest other node) splits at 0.9 vs 0.3; the node
-    # itself and farther columns are not read.
-    similarity = torch.tensor([[1., .9, .1], [1., .9, .1], [1., .3, -1.],
-                               [1., .3, .2]])
-    assert 0.3 < data_threshold(similarity) <= 0.9
-    with pytest.raises(ValueError, match=r'k >= 2, got k=1'):
-        data_threshold(torch.ones(3, 1))
 
 
 def test_given_values_are_kept():
@@ -221,5 +216,6 @@ def test_cluster_command_writes_labels_and_report(tmp_path):
     assert written['num_clusters'] == len(np.unique(labels))
     assert np.bincount(labels).max() <= 30
     assert [s['name'] for s in written['stages']] == [
-        'read features', 'normalise features', 'kNN', 'cdp', 'evaluate']
+        'read features', 'normalise features', 'kNN', 'cdp', 'evaluate',
+        'write']
     assert written['metrics']['pairwise_fscore'] > 0.5

@@ -1,11 +1,13 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from ltc_pyg.data.io import read_knn, read_labels, write_features, write_labels
 from ltc_pyg.data.synthetic import make_splits
-from ltc_pyg.pipelines.cli import main
+from ltc_pyg.pipelines.cli import UserError, _parse_params, main
 
 
 @pytest.fixture
@@ -42,7 +44,9 @@ def test_cluster_then_evaluate(data, capsys):
     assert written['num_clusters'] == len(np.unique(labels))
     assert [s['name'] for s in written['stages']] == [
         'read features', 'normalise features', 'kNN',
-        'threshold + components', 'evaluate']
+        'threshold + components', 'evaluate', 'write']
+    assert written['total_seconds'] == pytest.approx(
+        sum(s['seconds'] for s in written['stages']), abs=1e-6)
     assert written['metrics']['pairwise_fscore'] > 0.85
     capsys.readouterr()
     assert main(['evaluate', '--labels-true', str(root / 'labels.meta'),
@@ -82,12 +86,23 @@ def test_config_and_param_flags(data, tmp_path):
     (['--dim', '16', '--k', '1000'], 'only'),
     (['--dim', '16', '--param', 'threshold'], 'KEY=VALUE'),
     (['--dim', '16', '--param', 'thresold=0.5'], 'Unknown keys'),
+    (['--dim', '16', '--method', 'infomapp'], "did you mean 'infomap'?"),
+    (['--dim', '16', '--method', 'aro', '--threshold', '0.5'],
+     "'aro' has no similarity threshold"),
+    (['--dim', '16', '--device', 'gpu'], "Unknown device 'gpu'"),
+    (['--dim', '16', '--knn', 'k.npz', '--knn-method', 'ivf'],
+     '--knn-method chooses a search, but --knn'),
+    (['--dim', '16', '--knn', 'k.npz', '--k', '20'],
+     'has kNN rows of k=5, fewer than the k=20 asked for'),
 ])
 def test_bad_input_exits_2_with_one_line_and_no_output(data, capsys, args,
                                                        message):
     root, _ = data
     write_labels(root / 'short.meta', np.array([0, 1, 2]))
-    args = [a.replace('short.meta', str(root / 'short.meta')) for a in args]
+    assert main(['knn', '--features', str(root / 'features.bin'), '--dim',
+                 '16', '--k', '5', '--out', str(root / 'k.npz')]) == 0
+    args = [a.replace('short.meta', str(root / 'short.meta'))
+            .replace('k.npz', str(root / 'k.npz')) for a in args]
     if '--method' not in args:
         args += ['--method', 'knn-threshold']
     out = root / 'never.meta'
@@ -125,3 +140,87 @@ def test_help_lists_commands(capsys):
     text = capsys.readouterr().out
     for command in ('knn', 'evaluate', 'train', 'cluster'):
         assert command in text
+
+
+def test_help_and_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(['--version'])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == 'ltc-pyg 0.1.0'
+    with pytest.raises(SystemExit):
+        main(['train', '--help'])
+    description = ' '.join(capsys.readouterr().out.split())
+    listed = description.split('Methods: ')[1].split('.')[0].split(', ')
+    assert {'gcn-d', 'gcn-d+s', 'gcn-v', 'lgcn'} <= set(listed)
+    assert 'knn-threshold' not in listed and 'infomap' not in listed
+
+
+def test_methods_lists_parameters(capsys):
+    assert main(['methods', 'knn-threshold', 'gcn-v']) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith('knn-threshold (not trained): ')
+    assert out[1].startswith('    threshold = None [--threshold]: Keep '
+                             'edges with cosine similarity >= this.')
+    assert 'gcn-v (trainable): ' in '\n'.join(out)
+    assert any(line.startswith('    tau = 0.8 [--threshold]: ')
+               for line in out), out
+
+
+def test_param_merges_dotted_and_nested_keys():
+    config = {'train': {'steps': 200, 'lr': 0.1}, 'tau': 0.8}
+    merged = _parse_params(['train.steps=30', 'train={lr: 0.01}',
+                            'tau=0.7'], config)
+    assert merged == {'train': {'steps': 30, 'lr': 0.01}, 'tau': 0.7}
+    assert config['train']['steps'] == 200  # the input is not modified
+    with pytest.raises(UserError, match="'tau' is not a group"):
+        _parse_params(['tau.x=1'], config)
+
+
+def test_threshold_maps_to_the_methods_own_parameter(data, tmp_path):
+    root, split = data
+    knn = root / 'k.npz'
+    assert main(['knn', '--features', str(root / 'features.bin'), '--dim',
+                 '16', '--k', '10', '--out', str(knn)]) == 0
+    common = ['--features', str(root / 'features.bin'), '--dim', '16',
+              '--labels', str(root / 'labels.meta')]
+    ckpt = root / 'v.ckpt'
+    assert main(['-q', 'train', '--method', 'gcn-v', *common, '--knn',
+                 str(knn), '--k', '6', '--param', 'train.steps=2',
+                 '--out', str(ckpt)]) == 0
+    report = root / 'r.json'
+    # The checkpoint's k=6 cuts the k=10 file; --threshold sets gcn-v's tau.
+    assert main(['-q', 'cluster', '--method', 'gcn-v', '--checkpoint',
+                 str(ckpt), *common, '--knn', str(knn), '--threshold',
+                 '0.99', '--out', str(root / 'p.meta'), '--report',
+                 str(report)]) == 0
+    written = json.loads(report.read_text())
+    assert written['params']['tau'] == 0.99 and written['knn_k'] == 6
+    assert written['params']['train']['steps'] == 2
+
+
+def test_conflicting_checkpoint_k_is_an_error(data, capsys):
+    root, _ = data
+    common = ['--features', str(root / 'features.bin'), '--dim', '16']
+    ckpt = root / 'v.ckpt'
+    assert main(['-q', 'train', 'gcn-v', *common, '--labels',
+                 str(root / 'labels.meta'), '--k', '6', '--param',
+                 'train.steps=1', '--out', str(ckpt)]) == 0
+    code = main(['-q', 'cluster', '--method', 'gcn-v', '--checkpoint',
+                 str(ckpt), *common, '--k', '10', '--out',
+                 str(root / 'p.meta')])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "trained on a kNN graph with k=6, method='flat'; k=10 " \
+        'conflicts' in err
+
+
+def test_default_logging_hides_info(data):
+    # faiss logs INFO lines on import; by default only warnings show.
+    root, _ = data
+    result = subprocess.run(
+        [sys.executable, '-m', 'ltc_pyg.pipelines.cli', 'cluster',
+         '--method', 'knn-threshold', '--features',
+         str(root / 'features.bin'), '--dim', '16', '--k', '5', '--out',
+         str(root / 'p.meta')], capture_output=True, text=True, check=True)
+    assert result.stderr == ''
+    assert result.stdout.startswith('knn-threshold: ')

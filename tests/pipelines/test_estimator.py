@@ -2,11 +2,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import make_scorer
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch_geometric.data import Data
 
 from ltc_pyg.cluster.merge import threshold_links
 from ltc_pyg.config import KNNConfig
 from ltc_pyg.graph.transforms import knn_to_edges
+from ltc_pyg.metrics import evaluate
 from ltc_pyg.pipelines.estimator import (
     FaceClusterer,
     default_sweep_values,
@@ -79,17 +85,33 @@ def test_fit_predict_knn_threshold():
     assert report['num_clusters'] == 3 and report['knn_k'] == 3
     assert report['params']['threshold'] == 0.5
     assert clusterer.graph_.num_nodes == 6
+    assert clusterer.n_features_in_ == 2 and clusterer.knn_ == KNN
 
 
-def test_predict_on_features_equals_graph():
-    clusterer = FaceClusterer(params={'threshold': 0.99}, knn=KNN)
-    from_features = clusterer.predict(X)
+def test_fit_on_features_equals_graph_and_predict_leaves_state():
+    clusterer = FaceClusterer(params={'threshold': 0.99}, knn={'k': 3})
+    from_features = clusterer.fit(X).labels_
     assert clusterer.report_['metrics'] is None
     graph = build_graph(X, KNN, Y)
+    state = dict(vars(clusterer))
     assert clusterer.predict(graph).tolist() == from_features.tolist()
+    assert vars(clusterer).keys() == state.keys()
+    assert clusterer.labels_ is state['labels_']
     # {0, 5} | {15} | {90, 95} | {180}: 4 of the 8 true ordered pairs.
     assert from_features.tolist() == [0, 0, 1, 2, 2, 3]
-    assert clusterer.report_['metrics']['pairwise_recall'] == 0.5
+    assert clusterer.fit(graph).report_['metrics']['pairwise_recall'] == 0.5
+    # Lists work like arrays.
+    assert clusterer.fit(X.tolist()).labels_.tolist() == [0, 0, 1, 2, 2, 3]
+
+
+def test_param_changes_take_effect_at_the_next_fit():
+    clusterer = FaceClusterer(params={'threshold': 0.5}, knn=KNN)
+    assert clusterer.fit_predict(X).tolist() == [0, 0, 0, 1, 1, 2]
+    clusterer.set_params(params={'threshold': 0.99})
+    assert clusterer.fit_predict(X).tolist() == [0, 0, 1, 2, 2, 3]
+    clusterer.set_params(method='constant-free', params=None)
+    with pytest.raises(ValueError, match="Unknown method 'constant-free'"):
+        clusterer.fit(X)
 
 
 def test_learned_method_fit_save_and_reload(tmp_path, registered):
@@ -100,30 +122,53 @@ def test_learned_method_fit_save_and_reload(tmp_path, registered):
     assert clusterer.method_.learned == pytest.approx(np.cos(np.deg2rad(15)),
                                                       abs=1e-6)
     assert clusterer.train_report_['stages'][-1]['name'] == 'train'
+    assert clusterer.labels_.tolist() == [0, 0, 0, 1, 1, 2]
+    # The report covers the kNN search and training too.
+    stages = [stage['name'] for stage in clusterer.report_['stages']]
+    assert stages[:3] == ['normalise features', 'kNN', 'train']
     labels = clusterer.predict(X)
     assert labels.tolist() == [0, 0, 0, 1, 1, 2]
     clusterer.save(tmp_path / 'linker.ckpt')
-    reloaded = FaceClusterer('linker', checkpoint=tmp_path / 'linker.ckpt',
-                             knn=KNN)
-    assert reloaded.predict(X).tolist() == labels.tolist()
+    # Without knn the checkpoint's graph (k=3) is used, not k=80 (capped
+    # at the 6 samples).
+    reloaded = FaceClusterer('linker', checkpoint=tmp_path / 'linker.ckpt')
+    assert reloaded.fit(X).labels_.tolist() == labels.tolist()
+    assert reloaded.knn_.k == 3 and reloaded.report_['knn_k'] == 3
     override = FaceClusterer('linker', {'tau': 0.99},
                              checkpoint=tmp_path / 'linker.ckpt', knn=KNN)
-    assert override.predict(X).tolist() == [0, 0, 1, 2, 2, 3]
+    assert override.fit_predict(X).tolist() == [0, 0, 1, 2, 2, 3]
+    with pytest.raises(ValueError, match=r"trained on a kNN graph with k=3, "
+                       r"method='flat'; k=5 conflicts"):
+        FaceClusterer('linker', checkpoint=tmp_path / 'linker.ckpt',
+                      knn={'k': 5}).fit(X)
+    # A graph with longer rows is cut to the trained k; shorter ones fail.
+    assert reloaded.predict(build_graph(X, KNNConfig(k=5))).tolist() == (
+        labels.tolist())
+    with pytest.raises(ValueError, match='trained with k=3 but the graph '
+                       'has kNN rows of k=2'):
+        reloaded.predict(build_graph(X, KNNConfig(k=2)))
 
 
 def test_errors(registered):
     with pytest.raises(ValueError, match="Unknown method 'nope'"):
-        FaceClusterer('nope')
-    with pytest.raises(ValueError, match="Training 'linker' needs labels "
-                       'for the 6 samples'):
+        FaceClusterer('nope').fit(X)
+    with pytest.raises(ValueError, match="'linker' is a learned method: fit "
+                       r'it with labels \(y\) or give a checkpoint'):
         FaceClusterer('linker', knn=KNN).fit(X)
-    with pytest.raises(ValueError, match="'linker' is a learned method and "
-                       'needs --checkpoint'):
+    with pytest.raises(NotFittedError):
         FaceClusterer('linker', knn=KNN).predict(X)
     with pytest.raises(ValueError, match='not with a prebuilt graph'):
-        FaceClusterer(knn=KNN).predict(build_graph(X, KNN), Y)
+        FaceClusterer(knn=KNN).fit(build_graph(X, KNN), Y)
     with pytest.raises(ValueError, match='Got 5 labels for 6 nodes'):
-        FaceClusterer(knn=KNN).predict(X, Y[:5])
+        FaceClusterer(knn=KNN).fit(X, Y[:5])
+    with pytest.raises(ValueError, match="Unknown keys for knn: \\['kk'\\]"):
+        FaceClusterer(knn={'kk': 5}).fit(X)
+    with pytest.raises(ValueError, match="Unknown device 'gpu'"):
+        FaceClusterer(device='gpu').fit(X)
+    fitted = FaceClusterer(knn=KNN).fit(X)
+    with pytest.raises(ValueError, match='X has 3 features, but '
+                       'FaceClusterer is expecting 2'):
+        fitted.predict(np.ones((4, 3)))
 
 
 def test_threshold_name(registered):
@@ -174,8 +219,55 @@ def test_default_sweep_values():
         default_sweep_values(Data(knn_similarity=graph.knn_similarity[:, :1]))
 
 
-def test_repr():
-    assert repr(FaceClusterer(knn=KNN)) == (
-        "FaceClusterer(method='knn-threshold', params=None, "
-        "knn=KNNConfig(k=3, method='flat', num_lists=None, num_probes=64, "
-        "ef_search=256, hnsw_m=32), device='cpu', seed=0)")
+def test_clone_and_params():
+    clusterer = FaceClusterer('cdp', {'threshold': 0.5}, knn={'k': 3},
+                              seed=3)
+    copy = clone(clusterer)
+    assert copy.get_params() == clusterer.get_params()
+    assert copy.get_params()['params'] == {'threshold': 0.5}
+    # sklearn's repr lists the parameters that differ from the defaults.
+    assert repr(FaceClusterer('cdp', knn={'k': 3})) == (
+        "FaceClusterer(knn={'k': 3}, method='cdp')")
+
+
+def pairwise_f(labels_true, labels_pred):
+    # All singletons leave the precision undefined (NaN): score them 0.
+    return np.nan_to_num(evaluate(labels_true, labels_pred)[
+        'pairwise_fscore'])
+
+
+def test_grid_search_picks_the_threshold():
+    # Three tight identities on the unit circle, 10 samples each.
+    gen = np.random.default_rng(0)
+    angles = np.repeat([0., 2., 4.], 10) + gen.normal(0, 0.05, 30)
+    x = np.stack([np.cos(angles), np.sin(angles)], 1)
+    y = np.repeat([0, 1, 2], 10)
+    search = GridSearchCV(
+        FaceClusterer(knn={'k': 5}),
+        {'params': [{'threshold': t} for t in (-0.5, 0.9, 0.99999)]},
+        scoring=make_scorer(pairwise_f), cv=KFold(3, shuffle=True,
+                                                  random_state=0))
+    search.fit(x, y)
+    assert search.best_params_ == {'params': {'threshold': 0.9}}
+    assert search.cv_results_['mean_test_score'].tolist()[1] == 1.0
+
+
+# predict() clusters the samples it is given jointly, on their own kNN
+# graph (transductive), so these sklearn checks do not apply.
+TRANSDUCTIVE = ('predict clusters its samples jointly on their kNN graph, '
+                'so the labels of a subset or a reordering are not a slice '
+                'or a permutation of the whole set\'s label ids')
+EXPECTED_FAILED_CHECKS = {
+    'check_estimators_dtypes': 'its integer inputs have all-zero rows, which '
+    'have no direction for cosine similarity (rejected with a message that '
+    'names the rows)',
+    'check_methods_subset_invariance': TRANSDUCTIVE,
+    'check_methods_sample_order_invariance': TRANSDUCTIVE,
+}
+
+
+@parametrize_with_checks([FaceClusterer(knn={'k': 5}, progress_bar=False)],
+                         expected_failed_checks=lambda estimator:
+                         EXPECTED_FAILED_CHECKS)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)

@@ -133,5 +133,5 @@ def test_lgcn_cli_train_and_cluster(tmp_path, reference_fixtures):
     written = json.loads(report.read_text())
     assert written['method'] == 'lgcn' and written['params']['k_at_hop'] == [
         5, 2]
-    assert [stage['name'] for stage in written['stages']][-3:] == [
-        'L-GCN linkage', 'L-GCN propagation', 'evaluate']
+    assert [stage['name'] for stage in written['stages']][-4:] == [
+        'L-GCN linkage', 'L-GCN propagation', 'evaluate', 'write']

@@ -66,7 +66,9 @@ class EdgeScorer(torch.nn.Module):
         \ell_{ji} = \mathrm{MLP}\left([\mathbf{e}_{ji} \,\|\, \mathbf{h}_j
         \,\|\, \mathbf{h}_i]\right),
 
-    with :math:`\mathbf{h}` the :class:`NeighborhoodContext` of each end.
+    with :math:`\mathbf{h}` the :class:`NeighborhoodContext` of each end
+    (left out with ``context=False``: then each edge is scored from its own
+    features alone).
     Edge features are standardised inside the model (``feature_mean`` and
     ``feature_std``, set from the training edges by :meth:`set_scaling`
     and saved with the weights), so that the scorer takes raw features.
@@ -75,6 +77,8 @@ class EdgeScorer(torch.nn.Module):
         edge_channels (int): Edge feature size :math:`F_e`.
         hidden_channels (int, optional): Context and hidden size.
             (default: ``32``)
+        context (bool, optional): Read the ends' neighbourhoods.
+            (default: :obj:`True`)
 
     Shapes:
         - **input:** ``edge_index`` :math:`(2, E)`, ``edge_attr``
@@ -82,15 +86,18 @@ class EdgeScorer(torch.nn.Module):
           ``score_index`` :math:`(E')`, the edges to score
         - **output:** logits :math:`(E)` (or :math:`(E')`)
     """
-    def __init__(self, edge_channels: int, hidden_channels: int = 32) -> None:
+    def __init__(self, edge_channels: int, hidden_channels: int = 32,
+                 context: bool = True) -> None:
         super().__init__()
         self.edge_channels = edge_channels
         self.hidden_channels = hidden_channels
         self.register_buffer('feature_mean', torch.zeros(edge_channels))
         self.register_buffer('feature_std', torch.ones(edge_channels))
-        self.context = NeighborhoodContext(edge_channels, hidden_channels)
-        self.head = MLP([edge_channels + 2 * hidden_channels,
-                         hidden_channels, hidden_channels, 1], norm=None)
+        self.context = (NeighborhoodContext(edge_channels, hidden_channels)
+                        if context else None)
+        context_channels = 2 * hidden_channels if context else 0
+        self.head = MLP([edge_channels + context_channels, hidden_channels,
+                         hidden_channels, 1], norm=None)
 
     def set_scaling(self, edge_attr: Tensor) -> None:
         r"""Standardises features by the mean and standard deviation of
@@ -98,17 +105,37 @@ class EdgeScorer(torch.nn.Module):
         self.feature_mean.copy_(edge_attr.mean(dim=0))
         self.feature_std.copy_(edge_attr.std(dim=0).clamp_min(1e-6))
 
+    def scale(self, edge_attr: Tensor) -> Tensor:
+        r"""Standardised edge features."""
+        return (edge_attr - self.feature_mean) / self.feature_std
+
+    def node_context(self, edge_index: Tensor, scaled_attr: Tensor,
+                     num_nodes: int) -> Tensor | None:
+        r"""``[N, H]`` contexts of standardised edges (:obj:`None` without
+        context)."""
+        if self.context is None:
+            return None
+        return self.context(edge_index, scaled_attr, num_nodes)
+
+    def score(self, edge_index: Tensor, scaled_attr: Tensor,
+              context: Tensor | None) -> Tensor:
+        r"""Logits of standardised edges, given the node contexts."""
+        if context is not None:
+            source, target = edge_index
+            scaled_attr = torch.cat([scaled_attr, context[source],
+                                     context[target]], dim=1)
+        return self.head(scaled_attr).view(-1)
+
     def forward(self, edge_index: Tensor, edge_attr: Tensor, num_nodes: int,
                 score_index: Tensor | None = None) -> Tensor:
-        edge_attr = (edge_attr - self.feature_mean) / self.feature_std
-        context = self.context(edge_index, edge_attr, num_nodes)
+        scaled = self.scale(edge_attr)
+        context = self.node_context(edge_index, scaled, num_nodes)
         if score_index is not None:
-            edge_index, edge_attr = edge_index[:, score_index], edge_attr[
+            edge_index, scaled = edge_index[:, score_index], scaled[
                 score_index]
-        source, target = edge_index
-        pair = torch.cat([edge_attr, context[source], context[target]], dim=1)
-        return self.head(pair).view(-1)
+        return self.score(edge_index, scaled, context)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.edge_channels}, '
-                f'hidden_channels={self.hidden_channels})')
+                f'hidden_channels={self.hidden_channels}, '
+                f'context={self.context is not None})')
