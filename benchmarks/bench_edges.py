@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 import yaml
+from bench_methods import best_on_train, load_graph, trained
 from scipy.stats import rankdata
 
-from bench_methods import best_on_train, load_graph, trained
 from ltc_pyg.graph.edge_probability import neighbor_edge_probability
 from ltc_pyg.pipelines.report import format_table
 from ltc_pyg.pipelines.run import cluster, make_method
@@ -88,7 +88,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--retrain', action='store_true')
     args = parser.parse_args(argv)
-    begin = time.perf_counter()
     config = yaml.safe_load(Path(args.config).read_text()) or {}
     train_graph = load_graph(*args.train, args.dim, args.knn_dir)
     test_graph = load_graph(*args.test, args.dim, args.knn_dir)
@@ -130,8 +129,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f'| {name} | {edge_auc(score.numpy().reshape(-1), same):.4f} |')
     print()
     print(format_table(rows, COLUMNS))
-    print()
-    print(f'({time.perf_counter() - begin:.0f} s in all)')
 
 
 if __name__ == '__main__':

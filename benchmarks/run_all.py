@@ -98,6 +98,18 @@ SECTIONS = [
            str(data / 'checkpoints' / 'real'))],
         needs=lambda data: [SHARED_DATA / 'cfp_dlib128',
                             SHARED_DATA / 'lfw_dlib128']),
+    Section('edges', lambda data: [
+        py('bench_edges.py', '--train', *synth(data, 'synth_train'),
+           '--test', *synth(data, 'synth_test'), '--dim', '256', '--config',
+           'benchmarks/configs/synthetic.yaml', '--work',
+           str(data / 'checkpoints' / 'synthetic')),
+        py('bench_edges.py', '--train', str(SHARED_DATA / 'cfp_dlib128'),
+           'cfp_all', '--test', str(SHARED_DATA / 'lfw_dlib128'), 'lfw_all',
+           '--dim', '128', '--knn-dir', str(data / 'knns'), '--config',
+           'benchmarks/configs/real.yaml', '--work',
+           str(data / 'checkpoints' / 'real'))],
+        needs=lambda data: [SHARED_DATA / 'cfp_dlib128',
+                            SHARED_DATA / 'lfw_dlib128']),
     Section('gcn-d-proposals', lambda data: [
         py('bench_gcn_d_s.py', 'quality', '--train',
            *synth(data, 'synth_train'), '--test', *synth(data, 'synth_test'),

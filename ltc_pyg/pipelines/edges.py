@@ -151,7 +151,7 @@ class LearnedEdgesParams:
     hidden_channels: int = 32
     context: bool = True
     threshold: float = 0.5
-    unlinked_singletons: bool = False
+    unlinked_singletons: bool = True
     num_trials: int = 1
     inference_batch_size: int = 1_000_000
     train: TrainParams = field(default_factory=lambda: TrainParams(

@@ -1,10 +1,14 @@
+import json
+
 import numpy as np
 import pytest
 
 from ltc_pyg.config import KNNConfig
+from ltc_pyg.data.io import read_labels, write_features, write_labels
 from ltc_pyg.data.synthetic import make_splits
 from ltc_pyg.graph.edge_probability import neighbor_edge_probability
 from ltc_pyg.metrics import evaluate
+from ltc_pyg.pipelines.cli import main
 from ltc_pyg.pipelines.estimator import threshold_sweep
 from ltc_pyg.pipelines.methods import build_method
 from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
@@ -93,3 +97,24 @@ def test_learned_edges_threshold_is_a_probability():
     assert build_method('learned-edges').threshold_name is None
     with pytest.raises(ValueError, match=r'probability in \(0, 1\)'):
         build_method('learned-edges', {'threshold': 1.5})
+
+
+def test_cli_trains_and_clusters_learned_edges(splits, tmp_path):
+    write_features(tmp_path / 'f.bin', splits['train'].x)
+    write_labels(tmp_path / 'l.meta', splits['train'].labels)
+    write_features(tmp_path / 't.bin', splits['test'].x)
+    write_labels(tmp_path / 't.meta', splits['test'].labels)
+    common = ['--dim', '16', '--k', '10', '--no-progress']
+    assert main(['-q', 'train', '--method', 'learned-edges', '--features',
+                 str(tmp_path / 'f.bin'), '--labels', str(tmp_path / 'l.meta'),
+                 *common, '--param', 'hidden_channels=8', '--param',
+                 'train.steps=20', '--out', str(tmp_path / 'e.pt')]) == 0
+    report = tmp_path / 'report.json'
+    assert main(['-q', 'cluster', '--method', 'learned-edges', '--features',
+                 str(tmp_path / 't.bin'), '--labels', str(tmp_path / 't.meta'),
+                 *common, '--checkpoint', str(tmp_path / 'e.pt'), '--out',
+                 str(tmp_path / 'pred.meta'), '--report', str(report)]) == 0
+    scores = json.loads(report.read_text())['metrics']
+    assert scores['pairwise_fscore'] > 0.8
+    assert read_labels(tmp_path / 'pred.meta').shape == (
+        splits['test'].x.shape[0],)
