@@ -37,7 +37,6 @@ from ltc_pyg.data.io import read_features, read_labels
 from ltc_pyg.metrics import evaluate
 from ltc_pyg.pipelines.checkpoint import save_checkpoint
 from ltc_pyg.pipelines.gcn_d import (
-    DSTrainParams,
     GCNDParams,
     GCNDSParams,
     graph_proposals,
@@ -46,6 +45,7 @@ from ltc_pyg.pipelines.gcn_d import (
 from ltc_pyg.pipelines.methods import build_method
 from ltc_pyg.pipelines.report import StageTimer, format_table
 from ltc_pyg.pipelines.run import build_graph, cluster
+from ltc_pyg.pipelines.training import TrainParams
 from ltc_pyg.proposals.super_vertex import IterativeSetting, ProposalSetting
 
 THRESHOLDS = np.round(np.arange(0.30, 0.99, 0.025), 3)
@@ -127,8 +127,8 @@ def quality(args: argparse.Namespace) -> None:
     print(f'train best threshold {t_train} -> scale {scale:.3f}; settings: '
           f'{described}')
 
-    train = DSTrainParams(epochs=args.epochs, batch_size=32, optimizer='adam',
-                          lr=args.lr, milestones=(0.7, ), save_every=0)
+    train = TrainParams(epochs=args.epochs, batch_size=32, optimizer='adam',
+                        lr=args.lr, weight_decay=1e-4, milestones=(0.7, ))
     d_params = GCNDParams(proposals=proposals, hidden_channels=(512, 64),
                           weighted=args.preset == 2, train=train)
     s_params = GCNDSParams(

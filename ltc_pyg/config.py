@@ -139,9 +139,22 @@ def _convert(annotation: Any, value: Any, where: str) -> Any:
     return value
 
 
-def from_dict(cls: type[T], raw: dict[str, Any], where: str = '') -> T:
+def _field_default(spec: dataclasses.Field) -> Any:
+    if spec.default_factory is not dataclasses.MISSING:
+        return spec.default_factory()
+    return spec.default
+
+
+def from_dict(cls: type[T], raw: dict[str, Any], where: str = '',
+              base: T | None = None) -> T:
     r"""Builds the frozen dataclass ``cls`` from a plain dict; unknown keys
-    and values of the wrong type are errors that name the key."""
+    and values of the wrong type are errors that name the key.
+
+    Keys left out keep the values of ``base`` (default: ``cls``'s
+    defaults). A mapping given for a field whose default is itself a
+    dataclass overrides only the keys it names: ``train: {epochs: 2}``
+    keeps the method's own default optimiser and learning rate, not those
+    of the schedule class."""
     if not isinstance(raw, dict):
         raise TypeError(f'{where or cls.__name__}: expected a mapping '
                         f'(got {raw!r})')
@@ -151,9 +164,17 @@ def from_dict(cls: type[T], raw: dict[str, Any], where: str = '') -> T:
         raise ValueError(f'Unknown keys for {where or cls.__name__}: '
                          f'{sorted(unknown)} (known: {sorted(known)})')
     hints = typing.get_type_hints(cls)
-    values = {name: _convert(hints[name], value,
-                             f'{where}.{name}' if where else name)
-              for name, value in raw.items()}
+    values = {}
+    for name, value in raw.items():
+        path = f'{where}.{name}' if where else name
+        default = (getattr(base, name) if base is not None
+                   else _field_default(known[name]))
+        if is_dataclass(default) and isinstance(value, dict):
+            values[name] = from_dict(type(default), value, path, default)
+        else:
+            values[name] = _convert(hints[name], value, path)
+    if base is not None:
+        return dataclasses.replace(base, **values)
     return cls(**values)
 
 

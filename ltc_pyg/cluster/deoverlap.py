@@ -11,19 +11,32 @@ overlap a better one too much.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
 from ltc_pyg.cluster.merge import relabel_by_first_appearance
 
-if TYPE_CHECKING:  # proposals import cluster: no runtime import back
-    from ltc_pyg.proposals.super_vertex import Proposals
-
 logger = logging.getLogger(__name__)
 
-__all__ = ['deoverlap', 'nms']
+__all__ = ['NodeSets', 'deoverlap', 'nms']
+
+
+class NodeSets(Protocol):
+    r"""Ragged node sets, as de-overlapping reads them (e.g.
+    :class:`~ltc_pyg.proposals.Proposals`): set ``p`` is
+    ``nodes[offsets[p]:offsets[p + 1]]``."""
+    nodes: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def num_proposals(self) -> int:
+        r"""The number of sets ``P``."""
+
+    @property
+    def batch(self) -> np.ndarray:
+        r"""int64 ``[M]``: the set of each entry of ``nodes``."""
 
 
 def nms(nodes: np.ndarray, offsets: np.ndarray, th_iou: float) -> np.ndarray:
@@ -62,7 +75,7 @@ def nms(nodes: np.ndarray, offsets: np.ndarray, th_iou: float) -> np.ndarray:
     return keep
 
 
-def deoverlap(scores: np.ndarray, proposals: Proposals, num_nodes: int,
+def deoverlap(scores: np.ndarray, proposals: NodeSets, num_nodes: int,
               th_pos: float = -np.inf, th_iou: float = 1.0,
               outlier_scores: np.ndarray | None = None,
               th_outlier: float = 0.5, keep_outlier: bool = False
@@ -71,7 +84,7 @@ def deoverlap(scores: np.ndarray, proposals: Proposals, num_nodes: int,
 
     Args:
         scores (np.ndarray): ``[P]`` proposal scores (e.g. predicted IoU).
-        proposals (Proposals): The proposals.
+        proposals (NodeSets): The proposals.
         num_nodes (int): ``N``.
         th_pos (float, optional): Drop proposals scoring below this.
             (default: keep all)

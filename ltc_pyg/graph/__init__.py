@@ -23,6 +23,11 @@ from ltc_pyg.graph.knn import (
     l2_normalize,
     torch_exact_search,
 )
+from ltc_pyg.graph.sparse import (
+    adjacency_rows,
+    csr_arrays,
+    gcn_adjacency,
+)
 from ltc_pyg.graph.transforms import (
     AffinityData,
     KNNAffinityGraph,
@@ -39,10 +44,11 @@ __all__ = [
     'knn_search', 'torch_exact_search', 'cached_knn_search', 'knn_recall',
     'fingerprint',
     'l2_normalize', 'KNN_METHODS', 'KNNAffinityGraph', 'RowNormalize',
-    'ToSparseAdjacency', 'knn_to_edges', 'knn_to_tensors', 'symmetrize_max',
+    'knn_to_edges', 'knn_to_tensors',
     'row_normalize', 'to_sparse_adjacency', 'FaceClusteringDataset',
-    'affinity_data', 'AffinityData', 'EDGE_FEATURES', 'EarlyStop',
-    'NeighborEdgeProbability',
+    'affinity_data', 'ToSparseAdjacency', 'gcn_adjacency', 'adjacency_rows',
+    'csr_arrays', 'symmetrize_max', 'AffinityData',
+    'EDGE_FEATURES', 'EarlyStop', 'NeighborEdgeProbability',
     'SharedNeighbors', 'default_temperature', 'early_stop', 'kept_links',
     'knn_edge_features', 'mean_knn_distance', 'neighbor_edge_probability',
     'neighbor_probability', 'shared_neighbors',

@@ -11,6 +11,12 @@ Ours is a dict saved with :func:`torch.save` (atomically)::
 draws from torch's), so that training resumed from a checkpoint continues
 bit-identically; older checkpoints without it still load.
 
+A learned method's ``state`` carries its own ``version``
+(:data:`~ltc_pyg.pipelines.training.STATE_VERSION`); older states, and
+parameters a method has since renamed
+(:meth:`~ltc_pyg.pipelines.methods.ClusteringMethod.upgrade_params`), are
+read into today's layout.
+
 The original's (mmcv) is ``{'meta': {...}, 'state_dict': {...}}``; it is
 detected and handed to the method's
 :meth:`~ltc_pyg.pipelines.methods.ClusteringMethod.load_original_state_dict`.
@@ -29,7 +35,12 @@ import torch
 
 from ltc_pyg.config import KNNConfig, from_dict, to_dict
 from ltc_pyg.data.io import atomic_write
-from ltc_pyg.pipelines.methods import METHODS, ClusteringMethod, build_method
+from ltc_pyg.pipelines.methods import (
+    METHODS,
+    ClusteringMethod,
+    build_method,
+    get_method,
+)
 
 FORMAT = 'ltc_pyg'
 VERSION = 1
@@ -139,8 +150,9 @@ def load_method(path: str | Path, name: str, params: Any = None,
         raise ValueError(f"{path} holds a '{payload['method']}' model, not "
                          f"'{name}'")
     with _naming(path, name):
-        method = build_method(name, payload['params'] if params is None
-                              else params, **kwargs)
+        if params is None:
+            params = get_method(name).upgrade_params(payload['params'])
+        method = build_method(name, params, **kwargs)
         method.load_state_dict(payload['state'])
     method.trained_knn = from_dict(KNNConfig, payload['knn'])
     if restore_rng and 'rng' in payload:

@@ -18,7 +18,6 @@ sets it clusters).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +39,14 @@ from ltc_pyg.graph.edge_probability import (
     neighbor_edge_probability,
 )
 from ltc_pyg.nn.models.edge_scorer import EdgeScorer
-from ltc_pyg.pipelines.gcn_v import TrainParams, _optimizer, _train_loop
 from ltc_pyg.pipelines.methods import ClusteringMethod
 from ltc_pyg.pipelines.report import StageTimer
+from ltc_pyg.pipelines.training import (
+    EpochSampler,
+    LearnedMethod,
+    TrainingPlan,
+    TrainParams,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +143,8 @@ class LearnedEdgesParams:
         num_trials (int): Infomap trials.
         inference_batch_size (int): Edges scored at once.
         train (TrainParams): The schedule; ``batch_size`` counts kNN rows
-            (each with its ``k - 1`` edges) per step.
+            (each with its ``k - 1`` edges) per step, drawn in epochs of
+            the labelled rows.
     """
     features: tuple[str, ...] = EDGE_FEATURES
     temperature: float | None = None
@@ -150,8 +155,8 @@ class LearnedEdgesParams:
     num_trials: int = 1
     inference_batch_size: int = 1_000_000
     train: TrainParams = field(default_factory=lambda: TrainParams(
-        steps=400, optimizer='adam', lr=2e-3, milestones=(0.7,),
-        batch_size=64))
+        steps=400, epochs=None, optimizer='adam', lr=2e-3,
+        milestones=(0.7,), batch_size=64))
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:
@@ -171,36 +176,27 @@ def _row_edges(neighbor: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
     return torch.stack([neighbor.view(-1)[slot].long(), target]), slot
 
 
-class LearnedEdgesMethod(ClusteringMethod):
+class LearnedEdgesMethod(LearnedMethod):
     r"""A learned edge scorer, then directed Infomap on the likely
     same-identity edges (see the module docstring)."""
     name = 'learned-edges'
+    label = 'Edge scorer'
     Params = LearnedEdgesParams
-    trainable = True
+    state_attributes = ('temperature',)
 
     def __init__(self, params: Any = None, device: str = 'cpu', seed: int = 0,
                  progress_bar: bool | None = None) -> None:
         super().__init__(params, device, seed, progress_bar)
-        self.model: EdgeScorer | None = None
-        self.optimizer: torch.optim.Optimizer | None = None
         self.temperature: float | None = None
-        self.step = 0
 
     @property
     def threshold_name(self) -> None:
         r"""None: the threshold is a calibrated probability, not swept."""
         return None
 
-    def _build(self) -> EdgeScorer:
-        if self.model is None:
-            generator_state = torch.random.get_rng_state()
-            torch.manual_seed(self.seed)
-            self.model = EdgeScorer(len(self.params.features),
-                                    self.params.hidden_channels,
-                                    self.params.context)
-            torch.random.set_rng_state(generator_state)
-            self.model.to(self.device)
-        return self.model
+    def build_model(self, in_channels: int) -> EdgeScorer:
+        return EdgeScorer(in_channels, self.params.hidden_channels,
+                          self.params.context)
 
     def edge_features(self, graph: Data) -> Tensor:
         r"""``[N, k, F]`` features of the graph's kNN slots."""
@@ -210,9 +206,8 @@ class LearnedEdgesMethod(ClusteringMethod):
         return knn_edge_features(graph.knn_neighbor, graph.knn_similarity,
                                  self.temperature, self.params.features)
 
-    def fit(self, graph: Data, timer: StageTimer | None = None,
-            save: Callable[[], None] | None = None) -> None:
-        timer = timer or StageTimer()
+    def prepare_training(self, graph: Data, timer: StageTimer
+                         ) -> TrainingPlan:
         train = self.params.train
         if self.temperature is None:
             self.temperature = (
@@ -228,21 +223,15 @@ class LearnedEdgesMethod(ClusteringMethod):
         if rows_known.numel() == 0:
             raise ValueError(f"'{self.name}' needs labelled training nodes")
         flat_features = features.view(num_nodes * k, -1)
-        model = self._build()
-        if self.step == 0:
+        fresh = self.model is None
+        model = self.build(features.size(2))
+        if fresh:
             model.set_scaling(features[:, 1:].reshape(-1, features.size(2)))
-        if self.optimizer is None:
-            self.optimizer = _optimizer(model, train)
-        batch_size = min(train.batch_size or 64, rows_known.numel())
+        sampler = EpochSampler(rows_known.numel(), train.batch_size,
+                               self.seed, train.samples_per_epoch)
 
-        def step_fn(step: int, lr: float) -> float:
-            for group in self.optimizer.param_groups:
-                group['lr'] = lr
-            generator = torch.Generator().manual_seed(
-                self.seed * 1_000_003 + step)
-            pick = torch.randperm(rows_known.numel(),
-                                  generator=generator)[:batch_size]
-            rows = rows_known[pick]
+        def loss_at(step: int) -> Tensor:
+            rows = rows_known[sampler(step)]
             # The rows of the batch and of their neighbours, so that both
             # ends of every scored edge see their whole neighbourhood.
             nodes = torch.cat([rows, neighbor[rows, 1:].reshape(-1)]).unique()
@@ -252,29 +241,18 @@ class LearnedEdgesMethod(ClusteringMethod):
             logits = model(edge_index.to(self.device),
                            flat_features[slot].to(self.device), num_nodes,
                            scored.nonzero().view(-1).to(self.device))
-            loss = F.binary_cross_entropy_with_logits(
+            return F.binary_cross_entropy_with_logits(
                 logits, same.view(-1)[slot[scored]].to(self.device))
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            self.step = step + 1
-            return loss.item()
 
-        model.train()
-        with timer('edge scorer training'):
-            _train_loop('Edge scorer', train, self.step, step_fn, save,
-                        self.progress_bar)
+        return TrainingPlan(sampler.steps_per_epoch, loss_at)
 
     @torch.no_grad()
     def edge_probability(self, graph: Data,
                          timer: StageTimer | None = None) -> Tensor:
         r"""Same-identity probability of every kNN slot, ``[N, k]`` (column
         0, the node itself, is :math:`1`)."""
-        if self.model is None:
-            raise ValueError(f"'{self.name}' has no trained model; train one "
-                             f'or give a checkpoint')
         timer = timer or StageTimer()
-        model = self._build().eval()
+        model = self.trained_model(len(self.params.features))
         with timer('edge features'):
             features = self.edge_features(graph)
         neighbor = graph.knn_neighbor
@@ -308,21 +286,7 @@ class LearnedEdgesMethod(ClusteringMethod):
                          self.params.num_trials, self.seed,
                          self.params.unlinked_singletons)
 
-    def state_dict(self) -> dict[str, Any]:
-        if self.model is None:
-            raise ValueError(f"'{self.name}' has no trained model to save")
-        return {'temperature': self.temperature,
-                'model': self.model.state_dict(),
-                'optimizer': (self.optimizer.state_dict()
-                              if self.optimizer is not None else None),
-                'step': self.step}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model = None
-        self.temperature = float(state['temperature'])
-        self._build().load_state_dict(state['model'])
-        self.step = int(state['step'])
-        self.optimizer = None
-        if state.get('optimizer') is not None:
-            self.optimizer = _optimizer(self.model, self.params.train)
-            self.optimizer.load_state_dict(state['optimizer'])
+    def _upgrade_v1(self, state: dict[str, Any]) -> dict[str, Any]:
+        # Version 1 did not store the scorer's input size: one per feature.
+        return super()._upgrade_v1({**state,
+                                    'in_channels': len(self.params.features)})

@@ -24,37 +24,38 @@ released files are given as ``--checkpoint gcn_v.pth`` (``gcn-v``) and
 from __future__ import annotations
 
 import logging
-import math
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torch_geometric.transforms as T
 from torch import Tensor
 from torch_geometric.data import Data
-from torch_geometric.typing import SparseTensor
 from tqdm.auto import tqdm
 
 from ltc_pyg.cluster.peaks import Peaks, confidence_to_peaks, peaks_to_labels
 from ltc_pyg.config import check_ranges
 from ltc_pyg.graph.confidence import ConfidenceMetric, confidence_targets
 from ltc_pyg.graph.knn import knn_search, l2_normalize
-from ltc_pyg.graph.transforms import (
-    KNNAffinityGraph,
-    RowNormalize,
-    SparseLayout,
-    ToSparseAdjacency,
+from ltc_pyg.graph.sparse import adjacency_rows, gcn_adjacency
+from ltc_pyg.graph.transforms import SparseLayout, ToSparseAdjacency
+from ltc_pyg.nn.conv import conv_by_name
+from ltc_pyg.nn.models import (
+    GCNE,
+    GCNV,
+    convert_original_gcn_e,
+    convert_original_gcn_v,
 )
-from ltc_pyg.nn.models import GCNE, GCNV
-from ltc_pyg.pipelines.methods import ClusteringMethod
 from ltc_pyg.pipelines.report import StageTimer
+from ltc_pyg.pipelines.training import (
+    EpochSampler,
+    LearnedMethod,
+    TrainingPlan,
+    TrainParams,
+)
 from ltc_pyg.proposals.candidates import (
     CandidateSubgraphs,
-    csr_arrays,
     pick_per_subgraph,
     select_candidates,
 )
@@ -65,55 +66,15 @@ GCNFeatureKNN = Literal['flat', 'ivf', 'hnsw', 'rerank']
 
 
 @dataclass(frozen=True)
-class TrainParams:
-    r"""A training schedule.
-
-    Args:
-        steps (int): Optimiser steps.
-        optimizer (str): ``'sgd'`` (with ``momentum``) or ``'adam'``.
-        lr (float): Initial learning rate.
-        momentum (float): SGD momentum.
-        weight_decay (float): L2 penalty.
-        milestones (tuple of float): Fractions of ``steps`` after which the
-            learning rate is multiplied by ``gamma`` (the original "step"
-            policy at 0.5, 0.8 and 0.9 of training).
-        gamma (float): Learning-rate factor at each milestone.
-        batch_size (int, optional): GCN-V: seed nodes per step (their exact
-            one-hop neighbourhood is gathered); ``None`` trains on the full
-            graph. GCN-E: candidate subgraphs per step.
-        save_every (int): Steps between checkpoints (``0``: at the end only).
-    """
-    steps: int = 200
-    optimizer: Literal['sgd', 'adam'] = 'sgd'
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    milestones: tuple[float, ...] = (0.5, 0.8, 0.9)
-    gamma: float = 0.1
-    batch_size: int | None = None
-    save_every: int = 0
-
-    def __post_init__(self) -> None:
-        if self.steps < 0 or self.lr <= 0:
-            raise ValueError(f'train needs steps >= 0 and lr > 0 (got steps='
-                             f'{self.steps}, lr={self.lr})')
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f'train.batch_size must be positive (got '
-                             f'{self.batch_size})')
-
-    def lr_at(self, step: int) -> float:
-        r"""The learning rate of step ``step`` (0-based)."""
-        passed = sum(step >= m * self.steps for m in self.milestones)
-        return self.lr * self.gamma**passed
-
-
-@dataclass(frozen=True)
 class GCNVParams:
     r"""Parameters of ``gcn-v`` (defaults: the MS1M configs of the paper).
 
     Args:
         hidden_channels (int): GCN-V hidden size.
         dropout (float): Dropout after the convolution.
+        conv (str): The graph convolution, a MessagePassing class of
+            :mod:`ltc_pyg.nn.conv` or :mod:`torch_geometric.nn` by name
+            (see :func:`~ltc_pyg.nn.conv.conv_by_name`).
         confidence (str): Training target (see
             :class:`~ltc_pyg.graph.confidence.ConfidenceTargets`).
         density_radius (float): Radius of the ``'density'`` target.
@@ -135,10 +96,13 @@ class GCNVParams:
         inference_batch_size (int): Nodes per chunk of full-graph inference.
         sparse_layout (str): Sparse adjacency of the convolutions:
             ``'csr'`` (torch) or ``'sparse_tensor'`` (needs torch-sparse).
-        train (TrainParams): The schedule.
+        train (TrainParams): The schedule (``batch_size``: seed nodes per
+            step, with their exact one-hop neighbourhood; ``None``: the
+            full graph).
     """
     hidden_channels: int = 512
     dropout: float = 0.0
+    conv: str = 'GraphConv'
     confidence: ConfidenceMetric = 's_nbr'
     density_radius: float = 0.5
     min_similarity: float = 0.0
@@ -150,7 +114,8 @@ class GCNVParams:
     gcn_feat_k: int | None = None
     inference_batch_size: int = 65536
     sparse_layout: SparseLayout = 'csr'
-    train: TrainParams = field(default_factory=TrainParams)
+    train: TrainParams = field(default_factory=lambda: TrainParams(
+        steps=200, epochs=None, milestones=(0.5, 0.8, 0.9)))
 
     def __post_init__(self) -> None:
         check_ranges(self, positive=('hidden_channels', 'max_conn',
@@ -169,6 +134,7 @@ class GCNVEParams:
             original ``gcn_v.pth``) to build on instead of training one.
         hidden_channels (int): GCN-E hidden size.
         dropout (float): GCN-E dropout.
+        conv (str): GCN-E's convolution by name, as for ``gcn-v``.
         ignore_ratio (float): Least confident fraction linked without GCN-E
             at inference.
         train_ignore_ratio (float): The same when training.
@@ -180,12 +146,13 @@ class GCNVEParams:
     gcn_v_checkpoint: str | None = None
     hidden_channels: int = 512
     dropout: float = 0.0
+    conv: str = 'GraphConv'
     ignore_ratio: float = 0.8
     train_ignore_ratio: float = 0.7
     tau: float = 0.8
     inference_batch_size: int = 2048
     train: TrainParams = field(default_factory=lambda: TrainParams(
-        batch_size=32))
+        steps=200, epochs=None, batch_size=32, milestones=(0.5, 0.8, 0.9)))
 
     def __post_init__(self) -> None:
         check_ranges(self, positive=('hidden_channels', 'inference_batch_size'),
@@ -193,165 +160,31 @@ class GCNVEParams:
                                 'train_ignore_ratio'))
 
 
-# The original projects' state-dict names -> ours.
-def _convert_graph_conv(weight: Tensor, bias: Tensor, prefix: str
-                        ) -> dict[str, Tensor]:
-    r"""An original ``(2 in, out)`` weight applied as ``[x || Ax] @ W + b``
-    as PyG GraphConv's ``lin_root`` / ``lin_rel``."""
-    half = weight.size(0) // 2
-    return {f'{prefix}.lin_root.weight': weight[:half].t().contiguous(),
-            f'{prefix}.lin_rel.weight': weight[half:].t().contiguous(),
-            f'{prefix}.lin_rel.bias': bias}
+def _original_in_channels(state_dict: dict[str, Any],
+                          params: GCNVParams | GCNVEParams) -> int:
+    r"""The input size of an original GCN-V or GCN-E (``conv1.weight`` is
+    ``(2 in, hidden)``), after checking its hidden size against
+    ``params``."""
+    in2, hidden = state_dict['conv1.weight'].shape
+    if hidden != params.hidden_channels:
+        raise ValueError(f'The checkpoint has hidden size {hidden}; set '
+                         f'--param hidden_channels={hidden}')
+    return in2 // 2
 
 
-def _convert_head(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {key.replace('classifier.', 'head.'): value
-            for key, value in state_dict.items()
-            if key.startswith('classifier.')}
-
-
-def convert_original_gcn_v(state_dict: dict[str, Tensor]
-                           ) -> dict[str, Tensor]:
-    r"""Maps the original ``gcn_v`` state dict (``conv1.weight (2F, H)``,
-    ``classifier.{0,1,2}``) onto :class:`~ltc_pyg.nn.models.GCNV`."""
-    expected = {'conv1.weight', 'conv1.bias', 'classifier.0.weight',
-                'classifier.0.bias', 'classifier.1.weight',
-                'classifier.2.weight', 'classifier.2.bias'}
-    if set(state_dict) != expected:
-        raise ValueError(f'Not an original gcn_v state dict: expected keys '
-                         f'{sorted(expected)} (got {sorted(state_dict)})')
-    return {**_convert_graph_conv(state_dict['conv1.weight'],
-                                  state_dict['conv1.bias'], 'conv'),
-            **_convert_head(state_dict)}
-
-
-def convert_original_gcn_e(state_dict: dict[str, Tensor]
-                           ) -> dict[str, Tensor]:
-    r"""Maps the original ``gcn_e`` state dict (``conv1..4``,
-    ``classifier.{0,1,2}``) onto :class:`~ltc_pyg.nn.models.GCNE`."""
-    convs = [f'conv{i}.weight' for i in range(1, 5)]
-    if not all(key in state_dict for key in convs):
-        raise ValueError(f'Not an original gcn_e state dict: expected '
-                         f'{convs} (got {sorted(state_dict)})')
-    converted = _convert_head(state_dict)
-    for i in range(4):
-        converted.update(_convert_graph_conv(
-            state_dict[f'conv{i + 1}.weight'], state_dict[f'conv{i + 1}.bias'],
-            f'convs.{i}'))
-    return converted
-
-
-def gcn_adjacency(x: Tensor, neighbor: Tensor, similarity: Tensor,
-                  min_similarity: float | None = 0.0,
-                  layout: SparseLayout = 'csr') -> Tensor | SparseTensor:
-    r"""The GCN-V/GCN-E adjacency ``adj_t`` (sparse ``[N, N]``, ``layout``
-    as in :func:`~ltc_pyg.graph.transforms.to_sparse_adjacency`):
-    :math:`\mathbf{D}^{-1}(\max(\mathbf{A}, \mathbf{A}^\top) + \mathbf{I})`
-    of the kNN similarities, composed from the foundation transforms."""
-    transform = T.Compose([
-        KNNAffinityGraph(neighbor.size(1), min_similarity=min_similarity,
-                         symmetric=True, self_loops=True),
-        RowNormalize(),
-        ToSparseAdjacency(layout, remove_edge_index=True)])
-    data = Data(x=x, knn_neighbor=neighbor, knn_similarity=similarity,
-                num_nodes=x.size(0))
-    return transform(data).adj_t
-
-
-def adjacency_rows(adj_t: Tensor | SparseTensor, rows: Tensor
-                   ) -> tuple[Tensor | SparseTensor, Tensor]:
-    r"""The rows ``rows`` of a sparse ``adj_t`` as a bipartite ``[B, U]``
-    adjacency of the same kind over the ``U`` distinct columns they touch.
-
-    Returns:
-        (Tensor, Tensor): the sub-adjacency and ``n_id`` ``[U]``, the global
-        ids of its columns (ascending).
-    """
-    rowptr, col, value = csr_arrays(adj_t)
-    start, count = rowptr[rows], rowptr[rows + 1] - rowptr[rows]
-    sub_rowptr = torch.cat([count.new_zeros(1), count.cumsum(0)])
-    position = (torch.arange(int(sub_rowptr[-1]), device=rows.device)
-                + torch.repeat_interleave(start - sub_rowptr[:-1], count))
-    columns = col[position]
-    used = torch.zeros(adj_t.size(1), dtype=torch.bool, device=rows.device)
-    used[columns] = True
-    n_id = used.nonzero().view(-1)
-    local = (used.cumsum(0) - 1)[columns]  # global -> position in n_id
-    if isinstance(adj_t, SparseTensor):
-        return SparseTensor(rowptr=sub_rowptr, col=local,
-                            value=value[position],
-                            sparse_sizes=(rows.numel(), n_id.numel()),
-                            is_sorted=True, trust_data=True), n_id
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='Sparse CSR')
-        sub = torch.sparse_csr_tensor(sub_rowptr, local, value[position],
-                                      (rows.numel(), n_id.numel()),
-                                      check_invariants=False)
-    return sub, n_id
-
-
-def _optimizer(model: torch.nn.Module, train: TrainParams
-               ) -> torch.optim.Optimizer:
-    if train.optimizer == 'adam':
-        return torch.optim.Adam(model.parameters(), lr=train.lr,
-                                weight_decay=train.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=train.lr,
-                           momentum=train.momentum,
-                           weight_decay=train.weight_decay)
-
-
-def _train_loop(name: str, train: TrainParams, start: int,
-                step_fn: Callable[[int, float], float],
-                save: Callable[[], None] | None,
-                progress_bar: bool | None) -> None:
-    r"""Runs steps ``start..train.steps - 1`` of ``step_fn(step, lr)`` (which
-    returns the loss) with a progress bar showing the loss, saving every
-    ``train.save_every`` steps."""
-    if progress_bar is None:
-        progress_bar = train.steps - start > 20
-    bar = tqdm(range(start, train.steps), desc=f'{name} training',
-               disable=not progress_bar, initial=start, total=train.steps)
-    for step in bar:
-        loss = step_fn(step, train.lr_at(step))
-        bar.set_postfix(loss=f'{loss:.4f}')
-        if not math.isfinite(loss):
-            raise RuntimeError(f'{name} training diverged at step {step} '
-                               f'(loss {loss}); lower train.lr')
-        done = step + 1
-        if (save is not None and train.save_every
-                and done % train.save_every == 0 and done < train.steps):
-            save()
-    logger.info('%s trained to step %d', name, train.steps)
-
-
-class GCNVMethod(ClusteringMethod):
+class GCNVMethod(LearnedMethod):
     r"""GCN-V confidences, peaks and thresholded links (see the module
     docstring)."""
     name = 'gcn-v'
+    label = 'GCN-V'
     Params = GCNVParams
-    trainable = True
 
-    def __init__(self, params: Any = None, device: str = 'cpu', seed: int = 0,
-                 progress_bar: bool | None = None) -> None:
-        super().__init__(params, device, seed, progress_bar)
-        self.model: GCNV | None = None
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.step = 0
+    def build_model(self, in_channels: int) -> GCNV:
+        return GCNV(in_channels, self.params.hidden_channels,
+                    self.params.dropout, conv_by_name(self.params.conv))
 
-    def _build(self, in_channels: int) -> GCNV:
-        if self.model is None:
-            torch.manual_seed(self.seed)
-            self.model = GCNV(in_channels, self.params.hidden_channels,
-                              self.params.dropout).to(self.device)
-        elif self.model.in_channels != in_channels:
-            raise ValueError(f'The GCN-V model takes {self.model.in_channels} '
-                             f'features but the graph has {in_channels}; was '
-                             f'it trained on another embedding?')
-        return self.model
-
-    def fit(self, graph: Data, timer: StageTimer | None = None,
-            save: Callable[[], None] | None = None) -> None:
-        timer = timer or StageTimer()
+    def prepare_training(self, graph: Data, timer: StageTimer
+                         ) -> TrainingPlan:
         params, train = self.params, self.params.train
         with timer('GCN-V targets + adjacency'):
             target = confidence_targets(graph, params.confidence,
@@ -359,37 +192,22 @@ class GCNVMethod(ClusteringMethod):
             adj_t = gcn_adjacency(graph.x, graph.knn_neighbor,
                                   graph.knn_similarity, params.min_similarity,
                                   params.sparse_layout)
-        model = self._build(graph.x.size(1))
-        if self.optimizer is None:
-            self.optimizer = _optimizer(model, train)
+        model = self.build(graph.x.size(1))
         x, target = graph.x.to(self.device), target.to(self.device)
         adj_t = adj_t.to(self.device)
-        num_nodes = x.size(0)
+        sampler = EpochSampler(x.size(0), train.batch_size, self.seed,
+                               train.samples_per_epoch)
+        if sampler.batch_size == x.size(0):  # the full graph every step
+            return TrainingPlan(1, lambda step: F.mse_loss(
+                model(x, adj_t).confidence, target))
 
-        def step_fn(step: int, lr: float) -> float:
-            for group in self.optimizer.param_groups:
-                group['lr'] = lr
-            model.train()
-            if train.batch_size is None or train.batch_size >= num_nodes:
-                prediction = model(x, adj_t).confidence
-                loss = F.mse_loss(prediction, target)
-            else:
-                generator = torch.Generator().manual_seed(
-                    self.seed * 1_000_003 + step)
-                seeds = torch.randperm(num_nodes, generator=generator)[
-                    :train.batch_size].to(self.device)
-                sub_adj, n_id = adjacency_rows(adj_t, seeds)
-                prediction = model((x[n_id], x[seeds]), sub_adj).confidence
-                loss = F.mse_loss(prediction, target[seeds])
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            self.step = step + 1
-            return loss.item()
+        def loss_at(step: int) -> Tensor:
+            seeds = sampler(step).to(self.device)
+            sub_adj, n_id = adjacency_rows(adj_t, seeds)
+            prediction = model((x[n_id], x[seeds]), sub_adj).confidence
+            return F.mse_loss(prediction, target[seeds])
 
-        with timer('GCN-V training'):
-            _train_loop('GCN-V', train, self.step, step_fn, save,
-                        self.progress_bar)
+        return TrainingPlan(sampler.steps_per_epoch, loss_at)
 
     @torch.no_grad()
     def infer(self, graph: Data, timer: StageTimer | None = None
@@ -401,11 +219,8 @@ class GCNVMethod(ClusteringMethod):
             (Tensor, Tensor): confidences ``[N]`` and hidden features
             ``[N, H]`` (on the CPU).
         """
-        if self.model is None:
-            raise ValueError("'gcn-v' has no trained model; train one or give "
-                             "a checkpoint")
         timer = timer or StageTimer()
-        model = self._build(graph.x.size(1)).eval()
+        model = self.trained_model(graph.x.size(1))
         with timer('GCN-V adjacency'):
             adj_t = gcn_adjacency(graph.x, graph.knn_neighbor,
                                   graph.knn_similarity,
@@ -501,83 +316,34 @@ class GCNVMethod(ClusteringMethod):
         with timer('merge'):
             return peaks_to_labels(peaks, self.link_threshold)
 
-    def state_dict(self) -> dict[str, Any]:
-        if self.model is None:
-            raise ValueError("'gcn-v' has no trained model to save")
-        return {'in_channels': self.model.in_channels,
-                'model': self.model.state_dict(),
-                'optimizer': (self.optimizer.state_dict()
-                              if self.optimizer is not None else None),
-                'step': self.step}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model = None
-        self._build(int(state['in_channels'])).load_state_dict(state['model'])
-        self.step = int(state['step'])
-        self.optimizer = None
-        if state.get('optimizer') is not None:
-            self.optimizer = _optimizer(self.model, self.params.train)
-            self.optimizer.load_state_dict(state['optimizer'])
-
     def load_original_state_dict(self, state_dict: dict[str, Any]) -> None:
-        converted = convert_original_gcn_v(state_dict)
-        hidden, in2 = state_dict['conv1.weight'].shape[::-1]
-        if hidden != self.params.hidden_channels:
-            raise ValueError(f'The checkpoint has hidden size {hidden}; set '
-                             f'--param hidden_channels={hidden}')
-        self.model = None
-        self._build(in2 // 2).load_state_dict(converted)
+        self.load_model(convert_original_gcn_v(state_dict),
+                        _original_in_channels(state_dict, self.params))
 
 
-class GCNVEMethod(ClusteringMethod):
+class GCNVEMethod(LearnedMethod):
     r"""GCN-V confidences plus GCN-E connectivity (see the module
     docstring). Registered as ``gcn-v+e`` and, for training, ``gcn-e``; its
     checkpoints hold both models under the name ``gcn-v+e``."""
     name = 'gcn-v+e'
+    label = 'GCN-E'
     Params = GCNVEParams
-    trainable = True
+    builds_on = ('gcn-v', 'gcn_v')
+    base: GCNVMethod
 
-    def __init__(self, params: Any = None, device: str = 'cpu', seed: int = 0,
-                 progress_bar: bool | None = None) -> None:
-        super().__init__(params, device, seed, progress_bar)
-        self.gcn_v = GCNVMethod(self.params.gcn_v, device, seed, progress_bar)
-        self.model: GCNE | None = None
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.step = 0
-        self._gcn_v_loaded = False
-
-    def _load_gcn_v(self) -> None:
-        r"""Loads ``gcn_v_checkpoint`` into the GCN-V part, once."""
-        if self._gcn_v_loaded or self.params.gcn_v_checkpoint is None:
-            return
-        from ltc_pyg.pipelines.checkpoint import load_method
-        loaded = load_method(self.params.gcn_v_checkpoint, 'gcn-v',
-                             self.params.gcn_v, device=self.device,
-                             seed=self.seed,
-                             progress_bar=self.progress_bar)[0]
-        self.gcn_v = loaded
-        self._gcn_v_loaded = True
-        logger.info('GCN-V loaded from %s', self.params.gcn_v_checkpoint)
-
-    def _build(self, in_channels: int) -> GCNE:
-        if self.model is None:
-            torch.manual_seed(self.seed)
-            self.model = GCNE(in_channels, self.params.hidden_channels,
-                              self.params.dropout).to(self.device)
-        elif self.model.in_channels != in_channels:
-            raise ValueError(f'The GCN-E model takes {self.model.in_channels} '
-                             f'features but gets {in_channels}')
-        return self.model
+    def build_model(self, in_channels: int) -> GCNE:
+        return GCNE(in_channels, self.params.hidden_channels,
+                    self.params.dropout, conv_by_name(self.params.conv))
 
     def _candidate_graph(self, graph: Data, timer: StageTimer
                          ) -> tuple[Tensor, CandidateSubgraphs]:
         r"""GCN-V on ``graph``, then the inputs of GCN-E: confidences and a
         subgraph builder over the (GCN-feature) kNN graph."""
-        confidence, hidden = self.gcn_v.infer(graph, timer)
+        confidence, hidden = self.base.infer(graph, timer)
         if self.params.gcn_v.use_gcn_feat:
             with timer('kNN on GCN features'):
-                neighbor, similarity = self.gcn_v.gcn_feature_knn(graph,
-                                                                  hidden)
+                neighbor, similarity = self.base.gcn_feature_knn(graph,
+                                                                 hidden)
             x = torch.from_numpy(l2_normalize(hidden.numpy()))
         else:
             neighbor, similarity = graph.knn_neighbor, graph.knn_similarity
@@ -590,44 +356,26 @@ class GCNVEMethod(ClusteringMethod):
                                          adj_t, labels)
         return confidence, builder
 
-    def fit(self, graph: Data, timer: StageTimer | None = None,
-            save: Callable[[], None] | None = None) -> None:
-        timer = timer or StageTimer()
-        self._load_gcn_v()
-        if self.params.gcn_v_checkpoint is None:
-            self.gcn_v.fit(graph, timer, save)
+    def prepare_training(self, graph: Data, timer: StageTimer
+                         ) -> TrainingPlan:
         confidence, builder = self._candidate_graph(graph, timer)
         centers = select_candidates(builder.neighbor, confidence,
                                     self.params.train_ignore_ratio).centers
         if centers.numel() == 0:
             raise ValueError('No node has two or more higher-confidence '
                              'candidates; GCN-E has nothing to learn')
+        model = self.build(builder.x.size(1))
         train = self.params.train
-        model = self._build(builder.x.size(1))
-        if self.optimizer is None:
-            self.optimizer = _optimizer(model, train)
-        batch_size = min(train.batch_size or 32, centers.numel())
+        sampler = EpochSampler(centers.numel(), train.batch_size, self.seed,
+                               train.samples_per_epoch)
 
-        def step_fn(step: int, lr: float) -> float:
-            for group in self.optimizer.param_groups:
-                group['lr'] = lr
-            generator = torch.Generator().manual_seed(
-                self.seed * 1_000_003 + step)
-            picked = centers[torch.randperm(centers.numel(),
-                                            generator=generator)[:batch_size]]
-            batch = builder(picked.sort().values).to(self.device)
-            model.train()
+        def loss_at(step: int) -> Tensor:
+            picked = centers[sampler(step)].sort().values
+            batch = builder(picked).to(self.device)
             logits = model(batch.x, batch.edge_index, batch.edge_weight)
-            loss = F.cross_entropy(logits, batch.y)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            self.step = step + 1
-            return loss.item()
+            return F.cross_entropy(logits, batch.y)
 
-        with timer('GCN-E training'):
-            _train_loop('GCN-E', train, self.step, step_fn, save,
-                        self.progress_bar)
+        return TrainingPlan(sampler.steps_per_epoch, loss_at)
 
     @property
     def link_threshold(self) -> float:
@@ -640,21 +388,19 @@ class GCNVEMethod(ClusteringMethod):
         r"""Everything before the threshold: one peak per node, chosen by
         GCN-E for the subgraph centres."""
         timer = timer or StageTimer()
-        self._load_gcn_v()
-        if self.model is None:
-            raise ValueError("'gcn-v+e' has no trained GCN-E; train one or "
-                             "give a checkpoint")
+        self.load_base()
+        self.require_model()
         confidence, builder = self._candidate_graph(graph, timer)
         peaks = confidence_to_peaks(builder.neighbor, builder.similarity,
                                     confidence, max_conn=1)
         centers = select_candidates(builder.neighbor, confidence,
                                     self.params.ignore_ratio).centers
-        model = self._build(builder.x.size(1)).eval()
+        model = self.trained_model(builder.x.size(1))
         generator = torch.Generator().manual_seed(self.seed)
         size = self.params.inference_batch_size
         with timer('GCN-E inference'):
             for start in tqdm(range(0, centers.numel(), size), desc='GCN-E',
-                              disable=not self.gcn_v._show(graph.num_nodes)):
+                              disable=not self.base._show(graph.num_nodes)):
                 chunk = centers[start:start + size]
                 batch = builder(chunk)
                 adj_t = ToSparseAdjacency(self.params.gcn_v.sparse_layout)(
@@ -667,43 +413,9 @@ class GCNVEMethod(ClusteringMethod):
                 peaks.similarity[chunk, 0] = batch.similarity[chosen]
         return peaks
 
-    def predict(self, graph: Data,
-                timer: StageTimer | None = None) -> np.ndarray:
-        timer = timer or StageTimer()
-        peaks = self.predict_peaks(graph, timer)
-        with timer('merge'):
-            return peaks_to_labels(peaks, self.link_threshold)
-
-    def state_dict(self) -> dict[str, Any]:
-        if self.model is None:
-            raise ValueError("'gcn-v+e' has no trained GCN-E to save")
-        return {'gcn_v': self.gcn_v.state_dict(),
-                'in_channels': self.model.in_channels,
-                'model': self.model.state_dict(),
-                'optimizer': (self.optimizer.state_dict()
-                              if self.optimizer is not None else None),
-                'step': self.step}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.gcn_v.load_state_dict(state['gcn_v'])
-        self._gcn_v_loaded = True
-        self.model = None
-        self._build(int(state['in_channels'])).load_state_dict(state['model'])
-        self.step = int(state['step'])
-        self.optimizer = None
-        if state.get('optimizer') is not None:
-            self.optimizer = _optimizer(self.model, self.params.train)
-            self.optimizer.load_state_dict(state['optimizer'])
+    predict = GCNVMethod.predict  # peaks, then links above tau
 
     def load_original_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if self.params.gcn_v_checkpoint is None:
-            raise ValueError('An original gcn_e.pth needs the GCN-V it was '
-                             'trained with: add --param '
-                             'gcn_v_checkpoint=gcn_v.pth')
-        converted = convert_original_gcn_e(state_dict)
-        hidden, in2 = state_dict['conv1.weight'].shape[::-1]
-        if hidden != self.params.hidden_channels:
-            raise ValueError(f'The checkpoint has hidden size {hidden}; set '
-                             f'--param hidden_channels={hidden}')
-        self.model = None
-        self._build(in2 // 2).load_state_dict(converted)
+        self.require_base_checkpoint('gcn_e.pth', 'gcn_v.pth')
+        self.load_model(convert_original_gcn_e(state_dict),
+                        _original_in_channels(state_dict, self.params))

@@ -8,7 +8,8 @@ A method is a :class:`ClusteringMethod` subclass with
   of a YAML config; unknown keys fail);
 * :meth:`predict`: the affinity graph in, one label per node out;
 * for learned methods (``trainable = True``) :meth:`fit`, and
-  :meth:`state_dict` / :meth:`load_state_dict` for checkpoints.
+  :meth:`state_dict` / :meth:`load_state_dict` for checkpoints: subclass
+  :class:`~ltc_pyg.pipelines.training.LearnedMethod`, which provides them.
 
 Adding a method is two steps: write the subclass in its own module under
 :mod:`ltc_pyg.pipelines`, and add one line to :data:`METHODS`. Modules are
@@ -144,6 +145,12 @@ class ClusteringMethod(ABC):
             np.ndarray: int64 ``[N]`` labels ``0..C-1`` (every node gets one;
             outliers are singletons).
         """
+
+    @classmethod
+    def upgrade_params(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        r"""The parameters stored in an older checkpoint of this method, in
+        today's names (unchanged unless a method renamed one)."""
+        return raw
 
     def state_dict(self) -> dict[str, Any]:
         r"""Everything a checkpoint needs to restore (and resume) the method;

@@ -1,4 +1,5 @@
-r"""Report plots (matplotlib, Agg backend, PNG) and report directories.
+r"""Report plots (matplotlib figures drawn without pyplot, so importing this
+module leaves the caller's backend alone; PNG) and report directories.
 
 :func:`write_report_dir` writes ``report.json`` and the plots a person would
 rather look at than read:
@@ -17,14 +18,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
 from ltc_pyg.data.io import atomic_write
 from ltc_pyg.pipelines.report import write_json
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +31,9 @@ BAR_METRICS: dict[str, str] = {'pairwise_fscore': 'pairwise F',
                                'bcubed_fscore': 'BCubed F', 'nmi': 'NMI'}
 
 
-def _save(figure: plt.Figure, path: str | Path) -> Path:
+def _save(figure: Figure, path: str | Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format='png', dpi=120, bbox_inches='tight')
-    plt.close(figure)
     with atomic_write(path) as f:
         f.write(buffer.getbuffer())
     return Path(path)
@@ -58,7 +55,8 @@ def plot_cluster_sizes(path: str | Path, labels_pred: np.ndarray,
                        title: str = 'Cluster sizes') -> Path:
     r"""Log-log plot of the number of clusters per size, predicted against
     true, in power-of-two size bins (1, 2-3, 4-7, ...)."""
-    figure, axes = plt.subplots(figsize=(6.4, 4.4))
+    figure = Figure(figsize=(6.4, 4.4))
+    axes = figure.subplots()
     series = [('predicted', labels_pred, 'tab:blue', 'o')]
     if labels_true is not None:
         series.append(('true identities', labels_true, 'tab:orange', 's'))
@@ -93,7 +91,8 @@ def plot_threshold_sweep(path: str | Path, sweep: dict[str, Any],
         chosen (float, optional): The value the run used (a vertical line).
     """
     values = np.asarray(sweep['values'])
-    figure, axes = plt.subplots(figsize=(6.4, 4.4))
+    figure = Figure(figsize=(6.4, 4.4))
+    axes = figure.subplots()
     for family, style in (('pairwise', '-'), ('bcubed', '--')):
         for part, color in (('precision', 'tab:blue'),
                             ('recall', 'tab:orange'),
@@ -132,7 +131,8 @@ def plot_method_bars(path: str | Path, rows: list[dict[str, Any]],
     names = [str(row['method']) for row in rows]
     positions = np.arange(len(rows))
     width = 0.8 / len(BAR_METRICS)
-    figure, axes = plt.subplots(figsize=(max(6.4, 1.3 * len(rows) + 2), 4.4))
+    figure = Figure(figsize=(max(6.4, 1.3 * len(rows) + 2), 4.4))
+    axes = figure.subplots()
     for i, (key, label) in enumerate(BAR_METRICS.items()):
         heights = [np.nan if row.get(key) is None else row[key]
                    for row in rows]

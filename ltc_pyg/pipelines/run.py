@@ -9,6 +9,7 @@ r"""The pipeline API that the CLI, the examples and users' code call:
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import warnings
@@ -186,7 +187,7 @@ def cluster(graph: Data, method: ClusteringMethod,
     timer = timer or StageTimer()
     labels_true = graph.y.numpy() if 'y' in graph else None
     graph = _graph_for(graph, method)
-    unlabeled = graph.clone()
+    unlabeled = copy.copy(graph)  # new attribute stores, the same tensors
     if 'y' in unlabeled:
         del unlabeled.y
     labels = np.asarray(method.predict(unlabeled, timer), dtype=np.int64)

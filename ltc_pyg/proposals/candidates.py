@@ -24,6 +24,7 @@ from torch import Tensor
 from torch_geometric.data import Batch
 from torch_geometric.typing import SparseTensor
 
+from ltc_pyg.graph.sparse import csr_arrays
 from ltc_pyg.graph.transforms import row_normalize
 
 logger = logging.getLogger(__name__)
@@ -84,18 +85,6 @@ def select_candidates(neighbor: Tensor, confidence: Tensor,
                 'candidate', int(direct.sum()), centers.numel(),
                 int((num_candidates == 0).sum()))
     return CandidateSelection(direct_peak, centers, ignored)
-
-
-def csr_arrays(adj_t: Tensor | SparseTensor
-               ) -> tuple[Tensor, Tensor, Tensor]:
-    r"""``(rowptr, col, value)`` of a torch sparse CSR tensor or a
-    ``torch_sparse.SparseTensor``."""
-    if isinstance(adj_t, SparseTensor):
-        return adj_t.csr()
-    if adj_t.layout != torch.sparse_csr:
-        raise ValueError(f'Expected adj_t as a sparse CSR tensor or a '
-                         f'SparseTensor (got layout {adj_t.layout})')
-    return adj_t.crow_indices(), adj_t.col_indices(), adj_t.values()
 
 
 class CandidateSubgraphs:

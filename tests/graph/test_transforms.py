@@ -1,7 +1,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
+import torch_geometric.transforms as T
 from torch_geometric.data import Data
+from torch_geometric.utils import to_undirected
 
 from ltc_pyg.graph.transforms import (
     KNNAffinityGraph,
@@ -54,8 +56,6 @@ def test_repr():
     assert str(KNNAffinityGraph(k=80, method='ivf', num_probes=32)) == (
         'KNNAffinityGraph(k=80, method=ivf, min_similarity=None, '
         'symmetric=False, self_loops=False, device=cpu, num_probes=32)')
-    assert str(ToSparseAdjacency()) == ('ToSparseAdjacency(layout=csr, '
-                                        'remove_edge_index=False)')
     with pytest.raises(ValueError, match="'k' must be at least 1"):
         KNNAffinityGraph(k=0)
 
@@ -68,12 +68,16 @@ def test_knn_to_edges_removes_self_by_id():
     assert weight.tolist() == pytest.approx([.9, .9])
 
 
-def test_symmetrize_max_keeps_the_larger_weight():
+def test_symmetrize_max_is_pygs_to_undirected_with_max():
     edge_index = torch.tensor([[0, 1, 2], [1, 0, 0]])
     weight = torch.tensor([.5, .7, .2])
     sym_index, sym_weight = symmetrize_max(edge_index, weight, 3)
     assert sym_index.tolist() == [[0, 0, 1, 2], [1, 2, 0, 0]]
     assert sym_weight.tolist() == pytest.approx([.7, .2, .7, .2])
+    pyg_index, pyg_weight = to_undirected(edge_index, weight, 3,
+                                          reduce='max')
+    assert torch.equal(sym_index, pyg_index)
+    assert torch.equal(sym_weight, pyg_weight)
 
 
 def test_row_normalize_sums_to_one_per_target():
@@ -92,9 +96,14 @@ def test_sparse_adjacency_computes_weighted_sum_into_targets():
     assert adj_t.layout == torch.sparse_csr
     expected = torch.tensor([[6., 7.], [2., 0.], [0., 0.]])
     assert torch.allclose(adj_t @ x, expected)
-    data = ToSparseAdjacency(remove_edge_index=True)(
-        Data(edge_index=edge_index, edge_weight=weight, num_nodes=3))
-    assert 'edge_index' not in data
-    assert torch.allclose(data.adj_t @ x, expected)
+    data = Data(edge_index=edge_index, edge_weight=weight, num_nodes=3)
+    ours = ToSparseAdjacency()(data)
+    assert 'edge_index' not in ours and 'edge_weight' not in ours
+    pyg = T.ToSparseTensor(attr='edge_weight', layout=torch.sparse_csr)(data)
+    for get in ('crow_indices', 'col_indices', 'values'):
+        assert torch.equal(getattr(ours.adj_t, get)(),
+                           getattr(pyg.adj_t, get)())
+    with pytest.raises(ValueError, match="Unknown layout 'coo'"):
+        ToSparseAdjacency('coo')
     with pytest.raises(ValueError, match="Unknown layout 'coo'"):
         to_sparse_adjacency(edge_index, weight, 3, layout='coo')

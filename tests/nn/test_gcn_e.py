@@ -5,8 +5,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.utils import dense_to_sparse, to_dense_adj
 
 from ltc_pyg.graph.transforms import to_sparse_adjacency
-from ltc_pyg.nn.models import GCNE
-from ltc_pyg.pipelines.gcn_v import convert_original_gcn_e
+from ltc_pyg.nn.models import GCNE, convert_original_gcn_e
 
 
 def _subgraph(num_nodes, seed):

@@ -5,13 +5,9 @@ from torch_geometric.testing import withPackage
 from torch_geometric.utils import to_dense_adj
 
 from ltc_pyg.data.io import read_knn
+from ltc_pyg.graph.sparse import adjacency_rows, gcn_adjacency
 from ltc_pyg.graph.transforms import knn_to_tensors, to_sparse_adjacency
-from ltc_pyg.nn.models import GCNV
-from ltc_pyg.pipelines.gcn_v import (
-    adjacency_rows,
-    convert_original_gcn_v,
-    gcn_adjacency,
-)
+from ltc_pyg.nn.models import GCNV, convert_original_gcn_v
 
 # Two triangles joined by one weak edge, row-normalised weights (j -> i).
 EDGE_INDEX = torch.tensor([[1, 2, 0, 2, 0, 1, 4, 5, 3, 5, 3, 4, 2, 3],

@@ -3,8 +3,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from ltc_pyg.graph.transforms import to_sparse_adjacency
-from ltc_pyg.nn.models import LGCN
-from ltc_pyg.pipelines.lgcn import convert_original_lgcn
+from ltc_pyg.nn.models import LGCN, convert_original_lgcn
 
 # A path 0 - 1 - 2 with row-normalised weights into each target.
 EDGE_INDEX = torch.tensor([[1, 0, 2, 1], [0, 1, 1, 2]])

@@ -660,7 +660,7 @@ def test_model_of_another_embedding_names_the_checkpoint(
     assert main(['-q', *_cluster(d, tmp_path, '--checkpoint', str(path),
                                  method='gcn-v')]) == 2
     line, = capsys.readouterr().err.strip().splitlines()
-    assert 'takes 256 features but the graph has 16' in line
+    assert 'takes 256 features but gets 16' in line
     assert line.endswith(f'(model: --checkpoint {path})')
     assert list(tmp_path.iterdir()) == []
 

@@ -13,7 +13,6 @@ from ltc_pyg.pipelines.checkpoint import load_method
 from ltc_pyg.pipelines.cli import main
 from ltc_pyg.pipelines.lgcn import LGCNMethod, LGCNParams
 from ltc_pyg.pipelines.methods import build_method
-from ltc_pyg.pipelines.run import train
 
 SMALL = {'k_at_hop': [2, 1], 'active_connection': 1,
          'hidden_channels': [8, 4]}
@@ -58,30 +57,12 @@ def test_lgcn_predict_propagates_under_max_size(max_size, expected):
     assert method.predict(graph).tolist() == expected
 
 
-def test_lgcn_training_resumes_exactly(tmp_path):
-    schedule = {'epochs': 2, 'batch_size': 2, 'max_pivots': 4,
-                'optimizer': 'adam', 'lr': 0.01}
-    straight = trained(schedule)
-    assert straight.step == 4
-    first = tmp_path / 'first.pt'
-    train(chain_graph(), 'lgcn', {**SMALL, 'train': {**schedule,
-                                                     'epochs': 1}}, out=first)
-    resumed = train(chain_graph(), 'lgcn', {**SMALL, 'train': schedule},
-                    resume=first, out=tmp_path / 'resumed.pt')
-    assert resumed.step == 4
-    for key, value in straight.model.state_dict().items():
-        torch.testing.assert_close(resumed.model.state_dict()[key], value)
-    loaded = load_method(tmp_path / 'resumed.pt', 'lgcn')[0]
-    np.testing.assert_array_equal(loaded.linkage(chain_graph())[1],
-                                  straight.linkage(chain_graph())[1])
-
-
 def test_lgcn_params_and_errors():
     with pytest.raises(ValueError, match='step'):
         LGCNParams(step=0.0)
     with pytest.raises(ValueError, match='k_at_hop'):
         LGCNParams(k_at_hop=(0, 10))
-    with pytest.raises(ValueError, match='no trained model'):
+    with pytest.raises(ValueError, match='no trained L-GCN model'):
         LGCNMethod().linkage(chain_graph())
     method = trained({'epochs': 0})
     graph = chain_graph()
@@ -133,8 +114,9 @@ def test_lgcn_cli_train_and_cluster(tmp_path, reference_fixtures):
         'method': 'lgcn', 'seed': 1,
         'params': {'k_at_hop': [5, 2], 'active_connection': 2,
                    'hidden_channels': [16, 16],
-                   'train': {'epochs': 1, 'batch_size': 8, 'max_pivots': 16,
-                             'optimizer': 'adam', 'lr': 0.001}}}))
+                   'train': {'epochs': 1, 'batch_size': 8,
+                             'samples_per_epoch': 16, 'optimizer': 'adam',
+                             'lr': 0.001}}}))
     common = ['--features', str(root / 'graph' / 'features.bin'), '--dim',
               '256', '--knn', str(root / 'graph' / 'knns' / 'faiss_k_10.npz')]
     checkpoint = tmp_path / 'lgcn.pt'

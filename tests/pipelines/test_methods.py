@@ -31,6 +31,7 @@ class ToyMethod(ClusteringMethod):
 
     def predict(self, graph, timer=None):
         assert 'y' not in graph  # labels never reach predict
+        self.seen = graph
         return np.zeros(graph.num_nodes, dtype=np.int64)
 
     def state_dict(self):
@@ -115,6 +116,7 @@ def test_cluster_hides_labels_and_reports(toy_registered):
     assert report['metrics']['pairwise_precision'] == pytest.approx(4 / 12)
     assert [s['name'] for s in report['stages']] == ['evaluate']
     assert 'y' in graph  # the caller's graph keeps its labels
+    assert method.seen.x is graph.x  # nothing was copied to hide them
 
 
 def test_build_graph_fails_before_knn_on_bad_labels():

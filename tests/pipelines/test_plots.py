@@ -80,3 +80,18 @@ def test_write_report_dir_minimal_and_errors(tmp_path):
         write_report_dir(tmp_path, {}, PRED, TRUE[:5])
     with pytest.raises(ValueError, match='at least one row'):
         plot_method_bars(tmp_path / 'e.png', [])
+
+
+def test_importing_plots_leaves_the_backend_alone():
+    import importlib
+
+    import matplotlib
+
+    import ltc_pyg.pipelines.plots as plots
+    before = matplotlib.get_backend()
+    matplotlib.use('svg')
+    try:
+        importlib.reload(plots)
+        assert matplotlib.get_backend() == 'svg'
+    finally:
+        matplotlib.use(before)

@@ -5,8 +5,8 @@ from torch_geometric.data import Batch, Data
 
 from ltc_pyg.data.io import read_knn
 from ltc_pyg.graph.knn import l2_normalize
+from ltc_pyg.graph.sparse import gcn_adjacency
 from ltc_pyg.graph.transforms import knn_to_tensors, to_sparse_adjacency
-from ltc_pyg.pipelines.gcn_v import gcn_adjacency
 from ltc_pyg.proposals.candidates import (
     CandidateSubgraphs,
     pick_per_subgraph,

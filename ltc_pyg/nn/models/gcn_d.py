@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import Linear, ModuleList
+from torch.nn import Linear
 from torch_geometric.nn import global_max_pool
 from torch_geometric.typing import Adj, OptTensor
 
 from ltc_pyg.nn.conv.ds_conv import DSConv
+from ltc_pyg.nn.conv.requirements import ConvFactory, ConvHook, conv_stack
 
 __all__ = ['GCND', 'convert_dsgcn_state_dict']
 
@@ -24,7 +25,7 @@ def node_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     return x * F.dropout(x.new_ones(x.size(0), 1), p, training=True)
 
 
-class GCND(torch.nn.Module):
+class GCND(ConvHook, torch.nn.Module):
     r"""Scores a cluster proposal (a small subgraph) by regressing its IoU,
     or IoP, with the best-matching true cluster: stacked
     :class:`~ltc_pyg.nn.conv.DSConv` layers, a global max pool over each
@@ -40,6 +41,9 @@ class GCND(torch.nn.Module):
         dropout (float, optional): Node-row dropout after each conv in
             training (the original's default is ``0.5``).
             (default: ``0.5``)
+        conv (callable, optional): Builds each convolution,
+            ``conv(in, out)`` (see :class:`~ltc_pyg.nn.models.GCNV`).
+            (default: :class:`~ltc_pyg.nn.conv.DSConv`)
 
     Shapes:
         - **input:** ``x`` :math:`(N, F_{in})`; ``edge_index``
@@ -51,7 +55,7 @@ class GCND(torch.nn.Module):
 
     def __init__(self, in_channels: int = 256,
                  hidden_channels: Sequence[int] = (512, 64),
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, conv: ConvFactory = DSConv) -> None:
         super().__init__()
         if not hidden_channels:
             raise ValueError('GCND needs at least one hidden layer')
@@ -61,8 +65,8 @@ class GCND(torch.nn.Module):
         self.hidden_channels = tuple(hidden_channels)
         self.dropout = dropout
         sizes = (in_channels, ) + self.hidden_channels
-        self.convs = ModuleList(
-            DSConv(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self.conv_factory = conv
+        self.convs = conv_stack(self.init_conv, sizes, type(self).__name__)
         self.head = Linear(sizes[-1], self.out_channels)
 
     def reset_parameters(self) -> None:

@@ -6,12 +6,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import Linear, ModuleList, PReLU, Sequential
+from torch.nn import Linear, PReLU, Sequential
 from torch_geometric.nn import GraphConv
 from torch_geometric.typing import Adj, OptTensor
 
+from ltc_pyg.nn.conv.requirements import (
+    ConvFactory,
+    ConvHook,
+    conv_stack,
+)
+from ltc_pyg.nn.models.gcn_v import convert_graph_conv, convert_head
 
-class GCNE(torch.nn.Module):
+__all__ = ['GCNE', 'convert_original_gcn_e']
+
+
+class GCNE(ConvHook, torch.nn.Module):
     r"""Four graph convolutions and a two-way classifier per node, applied to
     candidate subgraphs (:mod:`ltc_pyg.proposals.candidates`): for each
     candidate ``j`` of a centre, the logits of "``j`` has the centre's
@@ -33,6 +42,9 @@ class GCNE(torch.nn.Module):
         hidden_channels (int): :math:`H`. (default: ``512``)
         dropout (float, optional): Dropout after each convolution.
             (default: ``0.0``)
+        conv (callable, optional): Builds each convolution,
+            ``conv(in, out)`` (see :class:`~ltc_pyg.nn.models.GCNV`).
+            (default: :class:`~torch_geometric.nn.conv.GraphConv`)
 
     Shapes:
         - **input:** ``x`` :math:`(N, F_{in})`; ``edge_index``
@@ -40,7 +52,8 @@ class GCNE(torch.nn.Module):
         - **output:** logits :math:`(N, 2)`
     """
     def __init__(self, in_channels: int = 512, hidden_channels: int = 512,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, conv: ConvFactory = GraphConv
+                 ) -> None:
         super().__init__()
         if hidden_channels < 2 or hidden_channels % 2:
             raise ValueError(f"'hidden_channels' must be even and at least 2 "
@@ -50,8 +63,8 @@ class GCNE(torch.nn.Module):
         self.dropout = dropout
         half = hidden_channels // 2
         widths = [in_channels, hidden_channels, hidden_channels, half, half]
-        self.convs = ModuleList(
-            GraphConv(widths[i], widths[i + 1], aggr='add') for i in range(4))
+        self.conv_factory = conv
+        self.convs = conv_stack(self.init_conv, widths, 'GCNE')
         self.head = Sequential(Linear(half, half), PReLU(half),
                                Linear(half, 2))
 
@@ -78,3 +91,19 @@ class GCNE(torch.nn.Module):
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'hidden_channels={self.hidden_channels}, '
                 f'dropout={self.dropout})')
+
+
+def convert_original_gcn_e(state_dict: dict[str, Tensor]
+                           ) -> dict[str, Tensor]:
+    r"""Maps the original ``gcn_e`` state dict (``conv1..4``,
+    ``classifier.{0,1,2}``) onto :class:`~ltc_pyg.nn.models.GCNE`."""
+    convs = [f'conv{i}.weight' for i in range(1, 5)]
+    if not all(key in state_dict for key in convs):
+        raise ValueError(f'Not an original gcn_e state dict: expected '
+                         f'{convs} (got {sorted(state_dict)})')
+    converted = convert_head(state_dict)
+    for i in range(4):
+        converted.update(convert_graph_conv(
+            state_dict[f'conv{i + 1}.weight'], state_dict[f'conv{i + 1}.bias'],
+            f'convs.{i}'))
+    return converted

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 from torch_geometric.typing import Adj, OptTensor
 
+from ltc_pyg.nn.conv.ds_conv import DSConv
+from ltc_pyg.nn.conv.requirements import ConvFactory
 from ltc_pyg.nn.models.gcn_d import GCND
 
 __all__ = ['GCNS', 'seed_products']
@@ -79,6 +81,8 @@ class GCNS(GCND):
         compare_to_seed (bool, optional): Feed the products with the seed's
             features instead of the raw features (needs ``use_seed``).
             (default: :obj:`False`, the original model)
+        conv (callable, optional): Each convolution (see :class:`GCND`).
+            (default: :class:`~ltc_pyg.nn.conv.DSConv`)
 
     Shapes:
         - **input:** ``x`` :math:`(N, F_{in})`; ``edge_index``
@@ -92,11 +96,12 @@ class GCNS(GCND):
     def __init__(self, in_channels: int = 256,
                  hidden_channels: Sequence[int] = (512, 64),
                  dropout: float = 0.5, use_seed: bool = True,
-                 compare_to_seed: bool = False) -> None:
+                 compare_to_seed: bool = False,
+                 conv: ConvFactory = DSConv) -> None:
         if compare_to_seed and not use_seed:
             raise ValueError('GCNS(compare_to_seed=True) needs use_seed=True')
         super().__init__(in_channels + int(use_seed), hidden_channels,
-                         dropout)
+                         dropout, conv)
         self.in_channels = in_channels
         self.use_seed = use_seed
         self.compare_to_seed = compare_to_seed

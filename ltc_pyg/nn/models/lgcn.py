@@ -7,12 +7,21 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
-from torch.nn import BatchNorm1d, Linear, ModuleList, PReLU, Sequential
+from torch.nn import BatchNorm1d, Linear, PReLU, Sequential
 from torch_geometric.nn import GraphConv
 from torch_geometric.typing import Adj, OptTensor
 
+from ltc_pyg.nn.conv.requirements import (
+    ConvFactory,
+    ConvHook,
+    conv_stack,
+)
+from ltc_pyg.nn.models.gcn_v import convert_graph_conv
 
-class LGCN(torch.nn.Module):
+__all__ = ['LGCN', 'convert_original_lgcn']
+
+
+class LGCN(ConvHook, torch.nn.Module):
     r"""Predicts, on instance pivot subgraphs
     (:class:`~ltc_pyg.proposals.PivotSubgraphs`), whether each one-hop node
     belongs to its pivot's identity.
@@ -39,6 +48,9 @@ class LGCN(torch.nn.Module):
         in_channels (int, optional): Feature size. (default: ``256``)
         hidden_channels (sequence of int, optional): Output sizes of the graph
             convolutions. (default: ``(512, 512, 256, 256)``)
+        conv (callable, optional): Builds each convolution,
+            ``conv(in, out)`` (see :class:`~ltc_pyg.nn.models.GCNV`).
+            (default: :class:`~torch_geometric.nn.conv.GraphConv`)
 
     Shapes:
         - **input:** ``x`` :math:`(N, F_{in})`; ``edge_index``
@@ -47,8 +59,8 @@ class LGCN(torch.nn.Module):
         - **output:** logits :math:`(M, 2)`
     """
     def __init__(self, in_channels: int = 256,
-                 hidden_channels: Sequence[int] = (512, 512, 256, 256)
-                 ) -> None:
+                 hidden_channels: Sequence[int] = (512, 512, 256, 256),
+                 conv: ConvFactory = GraphConv) -> None:
         super().__init__()
         hidden_channels = tuple(hidden_channels)
         if not hidden_channels:
@@ -57,9 +69,8 @@ class LGCN(torch.nn.Module):
         self.hidden_channels = hidden_channels
         self.norm = BatchNorm1d(in_channels, affine=False)
         sizes = (in_channels, ) + hidden_channels
-        self.convs = ModuleList(
-            GraphConv(sizes[i], sizes[i + 1], aggr='add')
-            for i in range(len(hidden_channels)))
+        self.conv_factory = conv
+        self.convs = conv_stack(self.init_conv, sizes, 'LGCN')
         out = hidden_channels[-1]
         self.head = Sequential(Linear(out, out), PReLU(out), Linear(out, 2))
 
@@ -88,3 +99,27 @@ class LGCN(torch.nn.Module):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'hidden_channels={self.hidden_channels})')
+
+
+def convert_original_lgcn(state_dict: dict[str, Tensor]
+                          ) -> dict[str, Tensor]:
+    r"""Maps the original ``lgcn`` state dict (``bn0``, ``conv1..4`` with
+    ``(2 in, out)`` weights applied as ``[x || Ax] @ W + b``,
+    ``classifier.{0,1,2}``) onto :class:`~ltc_pyg.nn.models.LGCN`."""
+    convs = sorted((key for key in state_dict
+                    if key.startswith('conv') and key.endswith('.weight')),
+                   key=lambda key: int(key[4:-7]))
+    if not convs or 'bn0.running_mean' not in state_dict:
+        raise ValueError(f"Not an original lgcn state dict: expected 'bn0.*' "
+                         f"and 'conv<i>.weight' keys (got "
+                         f'{sorted(state_dict)})')
+    converted = {}
+    for key, value in state_dict.items():
+        if key.startswith('bn0.'):
+            converted[f'norm.{key[4:]}'] = value
+        elif key.startswith('classifier.'):
+            converted[f'head.{key[11:]}'] = value
+    for i, key in enumerate(convs):
+        converted.update(convert_graph_conv(
+            state_dict[key], state_dict[f'{key[:-7]}.bias'], f'convs.{i}'))
+    return converted
