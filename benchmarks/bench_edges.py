@@ -25,19 +25,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
-from bench_methods import best_on_train, load_graph, trained
+from bench_methods import best_on_train, load_graph, quality_row, trained
 from scipy.stats import rankdata
 
 from ltc_pyg.graph.edge_probability import neighbor_edge_probability
 from ltc_pyg.pipelines.report import format_table
-from ltc_pyg.pipelines.run import cluster, make_method
+from ltc_pyg.pipelines.run import make_method
 
 COLUMNS = ['method', 'chosen on train', 'pairwise_fscore', 'bcubed_fscore',
            'nmi', 'clusters', 'train s', 'cluster s']
@@ -51,19 +49,6 @@ def edge_auc(score: np.ndarray, same: np.ndarray) -> float:
     negatives = same.size - positives
     return float((ranks[same].sum() - positives * (positives + 1) / 2)
                  / (positives * negatives))
-
-
-def row(name: str, chosen: str, method: Any, graph: Any,
-        train_seconds: float | None) -> dict[str, Any]:
-    start = time.perf_counter()
-    result = cluster(graph, method)
-    out = {'method': name, 'chosen on train': chosen,
-           **result.report['metrics'],
-           'clusters': result.report['num_clusters'],
-           'train s': train_seconds,
-           'cluster s': time.perf_counter() - start}
-    print(json.dumps(out, default=str), file=sys.stderr, flush=True)
-    return out
 
 
 def with_best(graph: Any, method: Any) -> tuple[Any, str]:
@@ -95,16 +80,16 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     infomap, chosen = with_best(train_graph, make_method('infomap'))
-    rows.append(row('infomap', chosen, infomap, test_graph, None))
-    rows.append(row('fc-es (default)', '', make_method('fc-es'), test_graph,
-                    None))
+    rows.append(quality_row('infomap', chosen, infomap, test_graph, None))
+    rows.append(quality_row('fc-es (default)', '', make_method('fc-es'),
+                            test_graph, None))
     fc_es, chosen = with_best(train_graph, make_method('fc-es'))
-    rows.append(row('fc-es (chosen on train)', chosen, fc_es, test_graph,
-                    None))
+    rows.append(quality_row('fc-es (chosen on train)', chosen, fc_es,
+                            test_graph, None))
     params = dict(config.get('learned-edges') or {})
     learned, train_seconds = trained(train_graph, 'learned-edges', params,
                                      args)
-    rows.append(row('learned-edges', json.dumps(
+    rows.append(quality_row('learned-edges', json.dumps(
         {k: v for k, v in params.items() if k != 'train'}) if params else '',
         learned, test_graph, train_seconds))
 

@@ -179,16 +179,24 @@ def quality(args: argparse.Namespace) -> list[dict[str, Any]]:
             method.params = dataclasses.replace(method.params,
                                                 **{key: value})
             chosen = f'{key}={value:.4f}'
-        start = time.perf_counter()
-        result = cluster(test_graph, method)
-        row = {'method': name, 'chosen on train': chosen,
-               **result.report['metrics'],
-               'clusters': result.report['num_clusters'],
-               'train s': train_seconds,
-               'cluster s': time.perf_counter() - start}
-        print(json.dumps(row, default=str), file=sys.stderr, flush=True)
-        rows.append(row)
+        rows.append(quality_row(name, chosen, method, test_graph,
+                                train_seconds))
     return rows
+
+
+def quality_row(name: str, chosen: str, method: Any, graph: Any,
+                train_seconds: float | None) -> dict[str, Any]:
+    r"""One row of a quality table: ``method`` clusters the (test) graph;
+    its metrics, cluster count and seconds (also printed to stderr)."""
+    start = time.perf_counter()
+    result = cluster(graph, method)
+    row = {'method': name, 'chosen on train': chosen,
+           **result.report['metrics'],
+           'clusters': result.report['num_clusters'],
+           'train s': train_seconds,
+           'cluster s': time.perf_counter() - start}
+    print(json.dumps(row, default=str), file=sys.stderr, flush=True)
+    return row
 
 
 def run_cli(method: str, root: str, name: str, dim: int,
