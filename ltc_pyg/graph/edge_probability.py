@@ -107,27 +107,31 @@ def shared_neighbors(neighbor: Tensor, probability: Tensor,
     if chunk_size is None:
         chunk_size = max(1, min(num_nodes, CHUNK_BYTES // (4 * num_nodes)))
     neighbor = neighbor.long()
+    their_ids = neighbor.int()  # the [C, k, k] gathers move half the bytes
     probability = probability.float()
     nep = torch.empty(num_nodes, k)
     count = torch.empty(num_nodes, k, dtype=torch.long)
     reciprocal = torch.empty(num_nodes, k, dtype=torch.long)
-    table = torch.zeros(chunk_size, num_nodes)
+    table = torch.zeros(chunk_size * num_nodes)  # [C, N], flat
+    position = torch.arange(k, dtype=torch.int32)
     for start in range(0, num_nodes, chunk_size):
-        rows = torch.arange(start, min(num_nodes, start + chunk_size))
-        local = torch.arange(rows.numel())
-        row_neighbor = neighbor[rows]                          # [C, k]
-        table[local.unsqueeze(1), row_neighbor] = probability[rows]
-        their_neighbor = neighbor[row_neighbor]                # [C, k, k]
-        mine = table[local.view(-1, 1, 1), their_neighbor]     # P_im or 0
+        stop = min(num_nodes, start + chunk_size)
+        row_neighbor = neighbor[start:stop]                      # [C, k]
+        base = (torch.arange(stop - start) * num_nodes).view(-1, 1)
+        slots = (base + row_neighbor).view(-1)
+        table[slots] = probability[start:stop].reshape(-1)
+        their_neighbor = their_ids[row_neighbor]                 # [C, k, k]
+        mine = table[(base.view(-1, 1, 1) + their_neighbor).view(-1)].view(
+            -1, k, k)                                            # P_im or 0
         shared = mine > 0
-        theirs = probability[row_neighbor] * shared            # P_jm
-        nep[rows] = 0.5 * (mine + theirs).sum(dim=2)
-        count[rows] = shared.sum(dim=2)
-        is_me = their_neighbor == rows.view(-1, 1, 1)
-        reciprocal[rows] = torch.where(is_me.any(dim=2),
-                                       is_me.long().argmax(dim=2),
-                                       torch.full_like(rows.view(-1, 1), k))
-        table[local.unsqueeze(1), row_neighbor] = 0.0
+        theirs = probability[row_neighbor] * shared              # P_jm
+        nep[start:stop] = 0.5 * (mine.sum(dim=2) + theirs.sum(dim=2))
+        count[start:stop] = shared.sum(dim=2)
+        is_me = their_neighbor == torch.arange(
+            start, stop, dtype=torch.int32).view(-1, 1, 1)
+        reciprocal[start:stop] = torch.where(
+            is_me.any(dim=2), (is_me * position).sum(dim=2), k)
+        table[slots] = 0.0
     return SharedNeighbors(nep, count, reciprocal)
 
 
