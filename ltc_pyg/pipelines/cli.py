@@ -8,6 +8,13 @@ Sub-commands::
     ltc-pyg train     --method NAME (or NAME): features + labels -> checkpoint
     ltc-pyg cluster   --method NAME: features -> predicted .meta + report
 
+Several processes: ``torchrun --nproc-per-node R ltc-pyg knn|train|cluster
+...`` (gloo on CPU, NCCL with ``--device cuda``; ``--nnodes`` and
+``--rdzv-endpoint`` across machines) shards the kNN search, the inference of
+``gcn-v``, ``gcn-v+e`` and ``learned-edges`` and the training batches over
+the ranks; rank 0 merges, prints and writes the files (see
+:mod:`ltc_pyg.distributed`).
+
 Logging: warnings only by default (third-party INFO lines, e.g. faiss'
 loader, stay hidden); ``-v`` adds ltc_pyg's progress notes, ``-vv``
 everyone's debug output; ``-q`` keeps errors only and hides progress bars.
@@ -48,12 +55,13 @@ from ltc_pyg.config import (
     to_dict,
 )
 from ltc_pyg.data.io import read_features, read_labels, write_knn, write_labels
-from ltc_pyg.graph.knn import (
-    KNN_METHODS,
-    knn_metadata,
-    knn_search,
-    l2_normalize,
+from ltc_pyg.distributed import (
+    close_process_group,
+    init_from_env,
+    is_main_process,
 )
+from ltc_pyg.graph.knn import KNN_METHODS, knn_metadata, l2_normalize
+from ltc_pyg.graph.sharded_knn import sharded_knn_search
 from ltc_pyg.metrics import evaluate_known
 from ltc_pyg.pipelines.estimator import threshold_sweep
 from ltc_pyg.pipelines.methods import (
@@ -364,7 +372,7 @@ def _run_config(args: argparse.Namespace) -> tuple[RunConfig,
         method=method, knn=knn, params=params,
         seed=args.seed if args.seed is not None else (config.seed if config
                                                       else 0),
-        device=device)
+        device=init_from_env(device))
     return run, requested
 
 
@@ -401,11 +409,14 @@ def _knn(args: argparse.Namespace) -> None:
         if value < 1:
             raise UserError(f'{flag} must be at least 1 (got {value})')
     _check_device(args.device, '--device')
+    device = init_from_env(args.device)
     with Outputs({'--features': args.features}, {'--out': args.out}) as out:
         x = l2_normalize(read_features(args.features, args.dim))
-        knn = knn_search(x, args.k, args.knn_method, device=args.device,
-                         num_probes=args.num_probes, ef_search=args.ef_search,
-                         normalize=False)
+        knn = sharded_knn_search(x, args.k, args.knn_method, device=device,
+                                 num_probes=args.num_probes,
+                                 ef_search=args.ef_search, normalize=False)
+        if not is_main_process():
+            return
         with out.stage('--out') as path:
             # The metadata of a kNN cache: build_graph reuses the file.
             write_knn(path, knn, **knn_metadata(x, args.k, args.knn_method))
@@ -468,6 +479,8 @@ def _train(args: argparse.Namespace) -> None:
     train(graph, config.method, params, out=args.out, knn=config.knn,
           device=config.device, seed=config.seed, resume=args.resume,
           progress_bar=progress, timer=timer)
+    if not is_main_process():
+        return
     print(format_table([{'stage': s.name, 'seconds': s.seconds,
                          'peak RSS (GB)': s.peak_rss_gb}
                         for s in timer.stages],
@@ -506,6 +519,8 @@ def _cluster(args: argparse.Namespace) -> None:
                 raise
             raise ValueError(f'{error} (model: --checkpoint '
                              f'{args.checkpoint})') from None
+        if not is_main_process():  # rank 0 writes the files
+            return
         sweep = None
         if report_dir and labels is not None and not method.trainable:
             # Learned methods would re-run their model per value: API only.
@@ -618,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        close_process_group()
     return 0
 
 

@@ -30,6 +30,12 @@ from tqdm.auto import tqdm
 
 from ltc_pyg.cluster.map_equation import map_equation_clusters
 from ltc_pyg.cluster.merge import relabel_by_first_appearance
+from ltc_pyg.distributed import (
+    all_gather_rows,
+    is_main_process,
+    node_range,
+    run_on_main,
+)
 from ltc_pyg.graph.edge_probability import (
     EDGE_FEATURES,
     default_temperature,
@@ -180,6 +186,7 @@ class LearnedEdgesMethod(LearnedMethod):
     r"""A learned edge scorer, then directed Infomap on the likely
     same-identity edges (see the module docstring)."""
     name = 'learned-edges'
+    shards_inference = True
     label = 'Edge scorer'
     Params = LearnedEdgesParams
     state_attributes = ('temperature',)
@@ -250,41 +257,52 @@ class LearnedEdgesMethod(LearnedMethod):
     def edge_probability(self, graph: Data,
                          timer: StageTimer | None = None) -> Tensor:
         r"""Same-identity probability of every kNN slot, ``[N, k]`` (column
-        0, the node itself, is :math:`1`)."""
+        0, the node itself, is :math:`1`); under ``torchrun`` each rank
+        scores the edges into its range of rows and the ranks gather the
+        rows."""
         timer = timer or StageTimer()
         model = self.trained_model(len(self.params.features))
         with timer('edge features'):
             features = self.edge_features(graph)
         neighbor = graph.knn_neighbor
         num_nodes, k = neighbor.shape
+        part = node_range(num_nodes)
         with timer('edge scorer'):
-            edge_index, slot = _row_edges(neighbor, torch.arange(num_nodes))
+            # The edges into this rank's rows (all rows in one process) give
+            # those rows' contexts; the ranks gather every row's context,
+            # then score their own edges.
+            edge_index, slot = _row_edges(neighbor, torch.arange(part.start,
+                                                                 part.stop))
             flat = features.view(num_nodes * k, -1)
             edge_index = edge_index.to(self.device)
             scaled = model.scale(flat[slot].to(self.device))
             context = model.node_context(edge_index, scaled, num_nodes)
-            probability = torch.ones(num_nodes * k)
+            if context is not None:
+                context = all_gather_rows(context[part.start:part.stop])
+            probability = torch.ones(len(part), k)
             size = self.params.inference_batch_size
-            show = (num_nodes > 100_000 if self.progress_bar is None
-                    else self.progress_bar)
+            show = is_main_process() and (
+                num_nodes > 100_000 if self.progress_bar is None
+                else self.progress_bar)
             for start in tqdm(range(0, slot.numel(), size), desc='Edge scorer',
                               disable=not show):
-                part = slice(start, start + size)
-                logits = model.score(edge_index[:, part], scaled[part],
-                                     context)
-                probability[slot[part]] = torch.sigmoid(logits).cpu()
-        return probability.view(num_nodes, k)
+                part_slots = slice(start, start + size)
+                logits = model.score(edge_index[:, part_slots],
+                                     scaled[part_slots], context)
+                probability.view(-1)[slot[part_slots] - part.start * k] = (
+                    torch.sigmoid(logits).cpu())
+        return all_gather_rows(probability)
 
     def predict(self, graph: Data,
                 timer: StageTimer | None = None) -> np.ndarray:
         timer = timer or StageTimer()
         probability = self.edge_probability(graph, timer)
-        with timer('Infomap'):
+        with timer('Infomap'):  # on rank 0 under torchrun
             keep = probability >= self.params.threshold
             keep[:, 0] = False
-            return _walk(graph.knn_neighbor, keep, probability,
-                         self.params.num_trials, self.seed,
-                         self.params.unlinked_singletons)
+            return run_on_main(lambda: _walk(
+                graph.knn_neighbor, keep, probability, self.params.num_trials,
+                self.seed, self.params.unlinked_singletons))
 
     def _upgrade_v1(self, state: dict[str, Any]) -> dict[str, Any]:
         # Version 1 did not store the scorer's input size: one per feature.

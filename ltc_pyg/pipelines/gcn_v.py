@@ -36,8 +36,17 @@ from tqdm.auto import tqdm
 
 from ltc_pyg.cluster.peaks import Peaks, confidence_to_peaks, peaks_to_labels
 from ltc_pyg.config import check_ranges
+from ltc_pyg.distributed import (
+    all_gather_rows,
+    get_rank,
+    get_world_size,
+    is_main_process,
+    node_range,
+    run_on_main,
+)
 from ltc_pyg.graph.confidence import ConfidenceMetric, confidence_targets
-from ltc_pyg.graph.knn import knn_search, l2_normalize
+from ltc_pyg.graph.knn import l2_normalize
+from ltc_pyg.graph.sharded_knn import sharded_knn_search
 from ltc_pyg.graph.sparse import adjacency_rows, gcn_adjacency
 from ltc_pyg.graph.transforms import SparseLayout, ToSparseAdjacency
 from ltc_pyg.nn.conv import conv_by_name
@@ -53,6 +62,7 @@ from ltc_pyg.pipelines.training import (
     LearnedMethod,
     TrainingPlan,
     TrainParams,
+    step_seed,
 )
 from ltc_pyg.proposals.candidates import (
     CandidateSubgraphs,
@@ -176,6 +186,7 @@ class GCNVMethod(LearnedMethod):
     r"""GCN-V confidences, peaks and thresholded links (see the module
     docstring)."""
     name = 'gcn-v'
+    shards_inference = True
     label = 'GCN-V'
     Params = GCNVParams
 
@@ -197,7 +208,7 @@ class GCNVMethod(LearnedMethod):
         adj_t = adj_t.to(self.device)
         sampler = EpochSampler(x.size(0), train.batch_size, self.seed,
                                train.samples_per_epoch)
-        if sampler.batch_size == x.size(0):  # the full graph every step
+        if sampler.whole:  # the full graph every step
             return TrainingPlan(1, lambda step: F.mse_loss(
                 model(x, adj_t).confidence, target))
 
@@ -213,7 +224,9 @@ class GCNVMethod(LearnedMethod):
     def infer(self, graph: Data, timer: StageTimer | None = None
               ) -> tuple[Tensor, Tensor]:
         r"""GCN-V on the whole graph, in chunks of
-        ``inference_batch_size`` target nodes over the sparse adjacency.
+        ``inference_batch_size`` target nodes over the sparse adjacency
+        (under ``torchrun`` each rank computes its range of nodes and the
+        ranks gather the results).
 
         Returns:
             (Tensor, Tensor): confidences ``[N]`` and hidden features
@@ -227,23 +240,25 @@ class GCNVMethod(LearnedMethod):
                                   self.params.min_similarity,
                                   self.params.sparse_layout).to(self.device)
         x = graph.x.to(self.device)
-        num_nodes, size = x.size(0), self.params.inference_batch_size
-        confidence = torch.empty(num_nodes)
-        hidden = torch.empty(num_nodes, self.params.hidden_channels)
+        part, size = node_range(x.size(0)), self.params.inference_batch_size
+        confidence = torch.empty(len(part))
+        hidden = torch.empty(len(part), self.params.hidden_channels)
         with timer('GCN-V inference'):
-            for start in tqdm(range(0, num_nodes, size), desc='GCN-V',
-                              disable=not self._show(num_nodes)):
-                rows = torch.arange(start, min(start + size, num_nodes),
+            for start in tqdm(range(0, len(part), size), desc='GCN-V',
+                              disable=not self._show(x.size(0))):
+                rows = torch.arange(part.start + start,
+                                    part.start + min(start + size, len(part)),
                                     device=self.device)
                 sub_adj, n_id = adjacency_rows(adj_t, rows)
                 out = model((x[n_id], x[rows]), sub_adj)
                 confidence[start:start + rows.numel()] = out.confidence.cpu()
                 hidden[start:start + rows.numel()] = out.hidden.cpu()
-        return confidence, hidden
+            return all_gather_rows(confidence), all_gather_rows(hidden)
 
     def _show(self, num_nodes: int) -> bool:
-        return (num_nodes > 100_000 if self.progress_bar is None
-                else self.progress_bar)
+        return is_main_process() and (
+            num_nodes > 100_000 if self.progress_bar is None
+            else self.progress_bar)
 
     def gcn_feature_knn(self, graph: Data, hidden: Tensor
                         ) -> tuple[Tensor, Tensor]:
@@ -266,9 +281,9 @@ class GCNVMethod(LearnedMethod):
                              f'rows (k={graph.knn_neighbor.size(1)}) and '
                              f'cannot give gcn_feat_k={k}')
         if method != 'rerank':
-            knn = knn_search(features, k, method, normalize=False,
-                             seed=self.seed,
-                             progress_bar=self._show(features.shape[0]))
+            knn = sharded_knn_search(
+                features, k, method, normalize=False, seed=self.seed,
+                progress_bar=self._show(features.shape[0]))
             return torch.from_numpy(knn.neighbor), torch.from_numpy(
                 knn.similarity)
         neighbor = graph.knn_neighbor[:, :k]
@@ -313,8 +328,9 @@ class GCNVMethod(LearnedMethod):
                 timer: StageTimer | None = None) -> np.ndarray:
         timer = timer or StageTimer()
         peaks = self.predict_peaks(graph, timer)
-        with timer('merge'):
-            return peaks_to_labels(peaks, self.link_threshold)
+        with timer('merge'):  # on rank 0 under torchrun
+            return run_on_main(lambda: peaks_to_labels(
+                peaks, self.link_threshold))
 
     def load_original_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.load_model(convert_original_gcn_v(state_dict),
@@ -326,6 +342,7 @@ class GCNVEMethod(LearnedMethod):
     docstring). Registered as ``gcn-v+e`` and, for training, ``gcn-e``; its
     checkpoints hold both models under the name ``gcn-v+e``."""
     name = 'gcn-v+e'
+    shards_inference = True
     label = 'GCN-E'
     Params = GCNVEParams
     builds_on = ('gcn-v', 'gcn_v')
@@ -396,21 +413,35 @@ class GCNVEMethod(LearnedMethod):
         centers = select_candidates(builder.neighbor, confidence,
                                     self.params.ignore_ratio).centers
         model = self.trained_model(builder.x.size(1))
-        generator = torch.Generator().manual_seed(self.seed)
         size = self.params.inference_batch_size
+        # Chunk c breaks its ties with a generator seeded by c, so that the
+        # chunks can run anywhere: under torchrun rank r takes chunks
+        # r, r + R, ... and the ranks gather the chosen peaks.
+        chunks = range(get_rank(), -(-centers.numel() // size),
+                       get_world_size())
+        done = [torch.empty(0, dtype=torch.long)]
+        chosen_peaks = [torch.empty(0, dtype=peaks.index.dtype)]
+        chosen_similarity = [torch.empty(0, dtype=peaks.similarity.dtype)]
         with timer('GCN-E inference'):
-            for start in tqdm(range(0, centers.numel(), size), desc='GCN-E',
+            for index in tqdm(chunks, desc='GCN-E',
                               disable=not self.base._show(graph.num_nodes)):
-                chunk = centers[start:start + size]
+                chunk = centers[index * size:(index + 1) * size]
                 batch = builder(chunk)
                 adj_t = ToSparseAdjacency(self.params.gcn_v.sparse_layout)(
                     batch).adj_t.to(self.device)
                 score = model(batch.x.to(self.device), adj_t).log_softmax(
                     dim=-1)[:, 1].cpu()
+                generator = torch.Generator().manual_seed(
+                    step_seed(self.seed, index))
                 chosen = pick_per_subgraph(score, batch.batch, chunk.numel(),
                                            generator)
-                peaks.index[chunk, 0] = batch.n_id[chosen]
-                peaks.similarity[chunk, 0] = batch.similarity[chosen]
+                done.append(chunk)
+                chosen_peaks.append(batch.n_id[chosen])
+                chosen_similarity.append(batch.similarity[chosen])
+            done = all_gather_rows(torch.cat(done))
+            peaks.index[done, 0] = all_gather_rows(torch.cat(chosen_peaks))
+            peaks.similarity[done, 0] = all_gather_rows(
+                torch.cat(chosen_similarity))
         return peaks
 
     predict = GCNVMethod.predict  # peaks, then links above tau

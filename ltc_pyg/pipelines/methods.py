@@ -105,6 +105,10 @@ class ClusteringMethod(ABC):
     name: ClassVar[str]
     Params: ClassVar[type] = NoParams
     trainable: ClassVar[bool] = False
+    #: Whether :meth:`predict` splits its work over the ranks of a
+    #: ``torchrun`` group (every rank calls it); otherwise rank 0 runs it
+    #: alone (:func:`~ltc_pyg.distributed.run_on_main`).
+    shards_inference: ClassVar[bool] = False
 
     def __init__(self, params: Any = None, device: str = 'cpu', seed: int = 0,
                  progress_bar: bool | None = None) -> None:

@@ -23,8 +23,10 @@ from torch_geometric.data import Data
 from ltc_pyg.config import KNNConfig, to_dict
 from ltc_pyg.data.io import KNN, read_knn
 from ltc_pyg.data.validation import check_features, check_labels
+from ltc_pyg.distributed import get_world_size, is_main_process, run_on_main
 from ltc_pyg.graph.dataset import affinity_data
-from ltc_pyg.graph.knn import cached_knn_search, knn_search, l2_normalize
+from ltc_pyg.graph.knn import cached_knn_search, l2_normalize
+from ltc_pyg.graph.sharded_knn import sharded_knn_search
 from ltc_pyg.metrics import evaluate_known
 from ltc_pyg.pipelines.checkpoint import load_method, save_checkpoint
 from ltc_pyg.pipelines.methods import ClusteringMethod, build_method
@@ -51,6 +53,8 @@ def build_graph(features: np.ndarray, knn: KNNConfig | None = None,
         cache_path (str, optional): Where to cache the searched kNN (see
             :func:`~ltc_pyg.graph.knn.cached_knn_search`).
         device (str, optional): Device of the faiss search.
+            Under ``torchrun`` the search is sharded over the ranks
+            (:func:`~ltc_pyg.graph.sharded_knn.sharded_knn_search`).
         timer (StageTimer, optional): Records the stages.
         progress_bar (bool, optional): Show the kNN progress bar.
 
@@ -66,6 +70,11 @@ def build_graph(features: np.ndarray, knn: KNNConfig | None = None,
     with timer('normalise features'):
         x = l2_normalize(features)
     search = knn or KNNConfig()
+    if cache_path is not None and knn_path is None and get_world_size() > 1:
+        raise ValueError(f'A kNN cache (--knn-cache {cache_path}) is not '
+                         f'shared by the {get_world_size()} torchrun ranks; '
+                         f"write the kNN once with 'torchrun ... ltc-pyg "
+                         f"knn' and pass it as --knn")
     with timer('kNN'):
         if knn_path is not None:
             result = read_knn(knn_path, num_nodes=num_nodes)
@@ -79,9 +88,10 @@ def build_graph(features: np.ndarray, knn: KNNConfig | None = None,
                                        progress_bar=progress_bar,
                                        **search.search_kwargs())
         else:
-            result = knn_search(x, search.k, search.method, device=device,
-                                normalize=False, progress_bar=progress_bar,
-                                **search.search_kwargs())
+            result = sharded_knn_search(x, search.k, search.method,
+                                        device=device, normalize=False,
+                                        progress_bar=progress_bar,
+                                        **search.search_kwargs())
     return affinity_data(x, result, labels)
 
 
@@ -190,7 +200,11 @@ def cluster(graph: Data, method: ClusteringMethod,
     unlabeled = copy.copy(graph)  # new attribute stores, the same tensors
     if 'y' in unlabeled:
         del unlabeled.y
-    labels = np.asarray(method.predict(unlabeled, timer), dtype=np.int64)
+    if method.shards_inference:
+        labels = method.predict(unlabeled, timer)
+    else:  # under torchrun: rank 0 alone, the labels broadcast
+        labels = run_on_main(lambda: method.predict(unlabeled, timer))
+    labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (graph.num_nodes,):
         raise RuntimeError(f"'{method.name}' returned {labels.shape} labels "
                            f'for {graph.num_nodes} nodes')
@@ -256,7 +270,7 @@ def train(graph: Data, method: str, params: Any = None,
     timer = timer or StageTimer()
 
     def save() -> None:
-        if out is not None:
+        if out is not None and is_main_process():
             save_checkpoint(out, built, built.trained_knn)
             logger.info('Saved %s checkpoint to %s', method, out)
 

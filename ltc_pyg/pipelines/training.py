@@ -22,6 +22,16 @@ on (``builds_on``: GCN-E on GCN-V, GCN-S on GCN-D) come from the base.
 Every step ``s`` runs with the global torch RNG seeded from the method's
 seed and ``s`` (dropout), and draws its batch from ``s`` alone, so a run
 resumed from a checkpoint repeats the uninterrupted one exactly.
+
+Under ``torchrun`` (:mod:`ltc_pyg.distributed`) training is data-parallel:
+every rank builds the same model and batches, computes the loss of its part
+of each batch (:class:`EpochSampler`), and the gradients are averaged over
+the ranks before each step, as DDP does. (The method hooks call their
+model's own methods, e.g. ``score`` and ``node_context``, which a
+``DistributedDataParallel`` wrapper would hide, so the loop does DDP's
+all-reduce itself.) With a batch split into equal parts and a loss that is
+a mean over its samples, the averaged gradient is the single-process one up
+to float rounding.
 """
 from __future__ import annotations
 
@@ -38,6 +48,14 @@ from torch import Tensor
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
+from ltc_pyg.distributed import (
+    average_gradients,
+    broadcast_parameters,
+    get_rank,
+    get_world_size,
+    is_main_process,
+    mean_over_ranks,
+)
 from ltc_pyg.pipelines.checkpoint import load_method
 from ltc_pyg.pipelines.methods import ClusteringMethod, build_method
 from ltc_pyg.pipelines.report import StageTimer
@@ -175,6 +193,10 @@ class EpochSampler:
     takes batch ``s mod steps_per_epoch`` of epoch
     ``s // steps_per_epoch``.
 
+    In a :mod:`torch.distributed` group every rank draws the same batch and
+    keeps its part, ``batch[rank::world_size]`` (data parallelism: the
+    training loop averages the ranks' gradients).
+
     Args:
         num_samples (int): Samples to draw from.
         batch_size (int, optional): Samples per batch (all if ``None``).
@@ -190,10 +212,24 @@ class EpochSampler:
         self.batch_size = min(batch_size or self.per_epoch, self.per_epoch)
         self.seed = seed
         self.steps_per_epoch = math.ceil(self.per_epoch / self.batch_size)
+        self.rank, self.world_size = get_rank(), get_world_size()
+        smallest = self.per_epoch - (self.steps_per_epoch - 1) * (
+            self.batch_size)
+        if smallest < self.world_size:
+            raise ValueError(f'A batch of {smallest} samples cannot be split '
+                             f'over {self.world_size} ranks; raise '
+                             f'train.batch_size (got {batch_size}) or use '
+                             f'fewer processes')
         self._epoch, self._order = -1, torch.empty(0, dtype=torch.long)
 
+    @property
+    def whole(self) -> bool:
+        r"""Whether every step takes all the samples in one process (the
+        full graph, no sampling)."""
+        return self.batch_size == self.num_samples and self.world_size == 1
+
     def __call__(self, step: int) -> Tensor:
-        r"""The ids ``[B]`` of step ``step``."""
+        r"""The ids ``[B]`` of step ``step`` (this rank's part of them)."""
         epoch, index = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
             generator = torch.Generator().manual_seed(step_seed(self.seed,
@@ -203,7 +239,8 @@ class EpochSampler:
                                          generator=generator)
         start = index * self.batch_size
         return self._order[start:min(start + self.batch_size,
-                                     self.per_epoch)]
+                                     self.per_epoch)][self.rank::
+                                                      self.world_size]
 
 
 class TrainingPlan(NamedTuple):
@@ -370,23 +407,26 @@ class LearnedMethod(ClusteringMethod):
         total = train.total_steps(per_epoch)
         if self.optimizer is None:
             self.optimizer = make_optimizer(self.model, train)
+        broadcast_parameters(self.model)
         bar = tqdm(total=total, initial=min(self.step, total),
                    desc=f'{self.label} training',
-                   disable=not show_progress(self.progress_bar,
-                                             total - self.step))
+                   disable=not (show_progress(self.progress_bar,
+                                              total - self.step)
+                                and is_main_process()))
         while self.step < total:
             for group in self.optimizer.param_groups:
                 group['lr'] = train.lr_at(self.step, per_epoch)
             self.model.train()
             with seeded_rng(step_seed(self.seed, self.step), self.device):
                 loss = plan.loss_at(self.step)
-            value = loss.item()
+            value = mean_over_ranks(loss).item()
             if not math.isfinite(value):
                 raise RuntimeError(f'{self.label} training diverged at step '
                                    f'{self.step} (loss {value}); lower '
                                    f'train.lr')
             self.optimizer.zero_grad()
             loss.backward()
+            average_gradients(self.model)
             self.optimizer.step()
             self.step += 1
             bar.update()
