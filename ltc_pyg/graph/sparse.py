@@ -3,6 +3,8 @@ adjacency, row slices of it for mini-batches, and the CSR arrays of either
 sparse layout (torch ``sparse_csr`` or ``torch_sparse.SparseTensor``)."""
 from __future__ import annotations
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch_geometric.transforms as T
 from torch import Tensor
@@ -38,7 +40,23 @@ def gcn_adjacency(x: Tensor, neighbor: Tensor, similarity: Tensor,
     r"""The GCN-V/GCN-E adjacency ``adj_t`` (sparse ``[N, N]``, ``layout``
     as in :func:`~ltc_pyg.graph.transforms.to_sparse_adjacency`):
     :math:`\mathbf{D}^{-1}(\max(\mathbf{A}, \mathbf{A}^\top) + \mathbf{I})`
-    of the kNN similarities, composed from the foundation transforms."""
+    of the kNN similarities.
+
+    With ``min_similarity >= 0`` (all weights non-negative) and no repeated
+    id in a row, it is built as a scipy CSR matrix with int32 indices, which
+    never holds an int64 ``[2, E]`` edge list: the same matrix bit for bit
+    (tested), at a fraction of the memory and time (584K nodes, k=80, 66.7M
+    entries: the process peaks at 2.77 instead of 8.72 GB, the graph's
+    2.30 GB included; 24 instead of 215 s on shared cores). Otherwise it is composed from the foundation
+    transforms (:class:`~ltc_pyg.graph.transforms.KNNAffinityGraph`,
+    :class:`~ltc_pyg.graph.transforms.RowNormalize`,
+    :class:`~ltc_pyg.graph.transforms.ToSparseAdjacency`), whose maximum
+    keeps a negative weight that scipy's would compare with an absent 0."""
+    if min_similarity is not None and min_similarity >= 0:
+        adj_t = _csr_gcn_adjacency(neighbor.numpy(), similarity.numpy(),
+                                   min_similarity)
+        if adj_t is not None:
+            return _from_scipy(adj_t, layout)
     transform = T.Compose([
         KNNAffinityGraph(neighbor.size(1), min_similarity=min_similarity,
                          symmetric=True, self_loops=True),
@@ -47,6 +65,68 @@ def gcn_adjacency(x: Tensor, neighbor: Tensor, similarity: Tensor,
     data = Data(x=x, knn_neighbor=neighbor, knn_similarity=similarity,
                 num_nodes=x.size(0))
     return transform(data).adj_t
+
+
+def _csr_gcn_adjacency(neighbor: np.ndarray, similarity: np.ndarray,
+                       min_similarity: float) -> sp.csr_matrix | None:
+    r""":math:`\mathbf{D}^{-1}(\max(\mathbf{A}, \mathbf{A}^\top) +
+    \mathbf{I})` as a float32 scipy CSR matrix (row ``i`` = target ``i``),
+    or ``None`` when a row repeats an id (then the torch path takes the
+    maximum of the repeats)."""
+    num_nodes = neighbor.shape[0]
+    keep = similarity >= min_similarity
+    keep &= neighbor != np.arange(num_nodes)[:, None]
+    indptr = np.zeros(num_nodes + 1, dtype=np.int64)
+    np.cumsum(keep.sum(axis=1), out=indptr[1:])
+    adjacency = sp.csr_matrix(
+        (similarity[keep], neighbor[keep].astype(np.int32), indptr),
+        shape=(num_nodes, num_nodes))
+    del keep
+    adjacency.sort_indices()
+    starts = np.zeros(adjacency.nnz, dtype=bool)
+    starts[indptr[:-1][np.diff(indptr) > 0]] = True
+    if (np.diff(adjacency.indices) == 0)[~starts[1:]].any():
+        return None
+    adjacency = adjacency.maximum(adjacency.T.tocsr())
+    degree = _sequential_row_sums(adjacency) + np.float32(1)
+    adjacency = (adjacency + sp.identity(num_nodes, dtype=np.float32,
+                                         format='csr')).tocsr()
+    adjacency.data /= np.repeat(degree, np.diff(adjacency.indptr))
+    return adjacency
+
+
+def _sequential_row_sums(adjacency: sp.csr_matrix) -> np.ndarray:
+    r"""Row sums of a float32 CSR matrix added one entry at a time, left to
+    right, in float32: the rounding of the edge-list path's scatter (weights
+    into ``i`` in increasing source order; the self-loop is added after).
+    Rows are sorted by length so that pass ``p`` adds entry ``p`` of the
+    rows that have one: ``max degree`` vectorised passes, ``nnz`` additions.
+    """
+    counts = np.diff(adjacency.indptr)
+    order = np.argsort(-counts, kind='stable')
+    descending, starts = counts[order], adjacency.indptr[:-1][order]
+    total = np.zeros(counts.size, dtype=np.float32)
+    for position in range(int(descending[0]) if counts.size else 0):
+        active = int(np.searchsorted(-descending, -position, side='left'))
+        total[:active] += adjacency.data[starts[:active] + position]
+    sums = np.empty_like(total)
+    sums[order] = total
+    return sums
+
+
+def _from_scipy(adjacency: sp.csr_matrix, layout: SparseLayout
+                ) -> Tensor | SparseTensor:
+    r"""A scipy CSR matrix as ``adj_t`` of ``layout``."""
+    rowptr = torch.from_numpy(adjacency.indptr.astype(np.int64))
+    col = torch.from_numpy(adjacency.indices.astype(np.int64))
+    value = torch.from_numpy(adjacency.data.astype(np.float32, copy=False))
+    if layout == 'sparse_tensor':
+        return SparseTensor(rowptr=rowptr, col=col, value=value,
+                            sparse_sizes=adjacency.shape, is_sorted=True,
+                            trust_data=True)
+    with quiet_sparse_warnings():
+        return torch.sparse_csr_tensor(rowptr, col, value, adjacency.shape,
+                                       check_invariants=False)
 
 
 def adjacency_rows(adj_t: Tensor | SparseTensor, rows: Tensor

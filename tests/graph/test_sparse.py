@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import torch
+import torch_geometric.transforms as T
+from torch_geometric.data import Data
+
+from ltc_pyg.graph.knn import knn_search
+from ltc_pyg.graph.sparse import csr_arrays, gcn_adjacency
+from ltc_pyg.graph.transforms import (
+    KNNAffinityGraph,
+    RowNormalize,
+    ToSparseAdjacency,
+)
+
+
+def _edge_list_adjacency(x, neighbor, similarity, min_similarity):
+    transform = T.Compose([
+        KNNAffinityGraph(neighbor.size(1), min_similarity=min_similarity,
+                         symmetric=True, self_loops=True),
+        RowNormalize(), ToSparseAdjacency('csr')])
+    return transform(Data(x=x, knn_neighbor=neighbor,
+                          knn_similarity=similarity,
+                          num_nodes=x.size(0))).adj_t
+
+
+@pytest.mark.parametrize('min_similarity', [0.0, 0.5, -1.0, None])
+def test_gcn_adjacency_equals_the_edge_list_path_bit_for_bit(min_similarity):
+    x = np.random.default_rng(0).standard_normal((400, 6)).astype(np.float32)
+    knn = knn_search(x, 12)
+    x = torch.from_numpy(x)
+    neighbor = torch.from_numpy(knn.neighbor)
+    similarity = torch.from_numpy(knn.similarity)
+    built = csr_arrays(gcn_adjacency(x, neighbor, similarity, min_similarity))
+    expected = csr_arrays(_edge_list_adjacency(x, neighbor, similarity,
+                                               min_similarity))
+    for ours, theirs in zip(built, expected, strict=True):
+        assert torch.equal(ours, theirs)
+
+
+def test_gcn_adjacency_of_a_hand_made_graph():
+    # 0 <-> 1 at 0.8 (both rows), 2 -> 0 at 0.4 (row 2 only), 1 twice in
+    # row 0 at 0.8 and 0.2: the maximum counts.
+    neighbor = torch.tensor([[0, 1, 1], [1, 0, 2], [2, 0, 1]])
+    similarity = torch.tensor([[1.0, 0.8, 0.2], [1.0, 0.8, 0.1],
+                               [1.0, 0.4, 0.1]])
+    x = torch.eye(3)
+    adjacency = gcn_adjacency(x, neighbor, similarity, 0.0).to_dense()
+    raw = torch.tensor([[1.0, 0.8, 0.4], [0.8, 1.0, 0.1], [0.4, 0.1, 1.0]])
+    assert torch.allclose(adjacency, raw / raw.sum(dim=1, keepdim=True))
+    assert torch.equal(adjacency, _edge_list_adjacency(
+        x, neighbor, similarity, 0.0).to_dense())
