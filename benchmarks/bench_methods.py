@@ -27,7 +27,10 @@ Learned methods use the checkpoints that ``quality`` wrote in ``--work``.
 k-means and spectral get the number of identities of each set. A method
 whose expected time on a set, extrapolated from its runs on the smaller
 sets (``t ~ N^a``), exceeds ``--budget`` seconds is not run there; the
-table says so with the estimate::
+table says so with the estimate. ``--extrapolate 5210000`` adds a table of
+growth per method (time exponent, bytes per node of peak RSS, pairwise-F
+change between the two largest sets) and the time and memory expected at
+the given sizes::
 
     python benchmarks/bench_methods.py scale --dim 256 \
         --data /tmp/ltc_bench/synth10k synth_test_10k \
@@ -265,6 +268,38 @@ def scale(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def growth(rows: list[dict[str, Any]], targets: list[int]
+           ) -> list[dict[str, Any]]:
+    r"""Per method, from its two largest measured sets :math:`N_0 < N_1`:
+    the time exponent :math:`a = \log(t_1/t_0) / \log(N_1/N_0)`, the
+    memory model :math:`M(N) = M_0 + b (N - N_0)` with :math:`b` the bytes
+    per node between the two peaks, the pairwise-F change from
+    :math:`N_0` to :math:`N_1`, and at each target size the extrapolated
+    time :math:`t_1 (N/N_1)^a` and peak RSS :math:`M(N)`."""
+    table = []
+    for method in dict.fromkeys(row['method'] for row in rows):
+        runs = sorted((row['N'], row) for row in rows
+                      if row['method'] == method and row['seconds'])
+        if len(runs) < 2:
+            continue
+        (n0, r0), (n1, r1) = runs[-2:]
+        exponent = math.log(r1['seconds'] / r0['seconds']) / math.log(n1 / n0)
+        per_node = (r1['peak RSS (GB)'] - r0['peak RSS (GB)']) * 1e9 / (
+            n1 - n0)
+        row = {'method': method, 'sizes': f'{n0:,} -> {n1:,}',
+               'time exponent': exponent, 'bytes / node': per_node,
+               'pairwise F change': (None if r0['pairwise_fscore'] is None
+                                     else r1['pairwise_fscore']
+                                     - r0['pairwise_fscore'])}
+        for target in targets:
+            label = f'{target / 1e6:.2f}M'
+            row[f's at {label}'] = r1['seconds'] * (target / n1)**exponent
+            row[f'GB at {label}'] = (r1['peak RSS (GB)']
+                                     + per_node * (target - n1) / 1e9)
+        table.append(row)
+    return table
+
+
 def estimate(history: list[tuple[int, float]], num_nodes: int
              ) -> tuple[float, float] | None:
     r"""The expected seconds at ``num_nodes`` and the exponent ``a`` of
@@ -317,6 +352,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     s.add_argument('--config', type=Path,
                    help='YAML: method name -> params for the runs')
     s.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+    s.add_argument('--extrapolate', type=int, nargs='+', default=[],
+                   metavar='N', help='also print, per method, the growth of '
+                   'time and peak RSS between the two largest sets and their '
+                   'extrapolation to these sizes (e.g. 5210000)')
     for sub in (q, s):
         sub.add_argument('--dim', type=int, required=True)
         sub.add_argument('--methods', nargs='+', metavar='NAME')
@@ -333,6 +372,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         rows = scale(args)
         print(format_table(rows, ['N', 'method', 'seconds', 'peak RSS (GB)',
                                   'pairwise_fscore', 'stages (s / peak GB)']))
+        if args.extrapolate:
+            table = growth(rows, args.extrapolate)
+            print()
+            print(format_table(table, list(table[0]) if table else
+                               ['method'], '{:,.3f}'))
     return rows
 
 

@@ -6,8 +6,8 @@ Each section of the README between ``<!-- suite:NAME -->`` and
 what they printed (the scripts print markdown tables next to a baseline
 measured in the same run), with the date and the machine. Data come first:
 the synthetic sets of ``../shared/data/make_synthetic.py`` (default splits,
-and 10K / 100K / 584K test sets) and their kNN files are generated under
-``--data`` when absent; sections whose data is missing (the real face sets
+and 10K / 100K / 584K test sets, plus 1.74M for ``scale-1.74m`` only) and
+their kNN files are generated under ``--data`` when absent; sections whose data is missing (the real face sets
 outside this repository) are skipped with a message. GPU sections run only
 where CUDA is available.
 
@@ -47,6 +47,13 @@ GENERATOR = SHARED_DATA / 'make_synthetic.py'
 SCALE_SETS = [('synth10k', 'synth_test_10k', 147),
               ('synth100k', 'synth_test_100k', 1470),
               ('synth584k', 'synth_test_584k', 8573)]
+#: The next size of MS1M's 1/3/5/7/9 protocol (parts 1-3, 1.74M faces),
+#: identities scaled with the faces at the same mean size; generated only
+#: for the section that uses it (~1.8 GB of features, HNSW kNN).
+LARGE_SETS = [('synth1740k', 'synth_test_1740k', 25383)]
+#: The methods that scale past 584K on one machine.
+SCALABLE_METHODS = ['knn-threshold', 'cdp', 'infomap', 'gcn-v', 'gcn-v+e',
+                    'fc-es', 'learned-edges']
 
 
 @dataclass
@@ -56,6 +63,7 @@ class Section:
     commands: Callable[[Path], list[str]]
     needs: Callable[[Path], list[Path]] = lambda data: []
     gpu: bool = False
+    large: bool = False  # needs LARGE_SETS
 
 
 def py(script: str, *args: str) -> str:
@@ -121,6 +129,18 @@ SECTIONS = [
            '--budget', '600', '--work',
            str(data / 'checkpoints' / 'synthetic'))],
         needs=lambda data: [data / 'checkpoints' / 'synthetic']),
+    # 584K -> 1.74M: time, peak RSS and pairwise F per size, the growth
+    # exponents and the extrapolation to 5.21M (MS1M parts 1-9). Hours on
+    # 2 cores (generation and HNSW kNN of 1.74M included): run it alone.
+    Section('scale-1.74m', lambda data: [
+        py('bench_methods.py', 'scale', '--dim', '256', '--data',
+           str(data / 'synth584k'), 'synth_test_584k', '--data',
+           str(data / 'synth1740k'), 'synth_test_1740k', '--methods',
+           *SCALABLE_METHODS, '--budget', '3600', '--extrapolate',
+           '1740000', '5210000', '--work',
+           str(data / 'checkpoints' / 'synthetic'))],
+        needs=lambda data: [data / 'checkpoints' / 'synthetic'],
+        large=True),
     # L-GCN alone at 584K: ~47 minutes on 2 cores, over the scale budget.
     Section('lgcn-584k', lambda data: [
         py('bench_methods.py', 'scale', '--dim', '256', '--data',
@@ -151,8 +171,9 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def prepare(data: Path, device: str) -> None:
-    r"""Generates the synthetic sets and their kNN files where absent."""
+def prepare(data: Path, device: str, large: bool = False) -> None:
+    r"""Generates the synthetic sets and their kNN files where absent
+    (:data:`LARGE_SETS` too with ``large``)."""
     if not GENERATOR.is_file():
         raise SystemExit(f'{GENERATOR} is absent: the synthetic benchmark '
                          f'comes from ../shared/data (set LTC_SHARED_DATA)')
@@ -160,7 +181,8 @@ def prepare(data: Path, device: str) -> None:
     if not (data / 'synth' / 'features' / 'synth_test.bin').is_file():
         run([sys.executable, str(GENERATOR), '--out', str(data / 'synth'),
              '--no-eval'])
-    for folder, name, identities in SCALE_SETS:
+    for folder, name, identities in SCALE_SETS + (LARGE_SETS if large
+                                                  else []):
         if not (data / folder / 'features' / f'{name}.bin').is_file():
             run([sys.executable, str(GENERATOR), '--out', str(data / folder),
                  '--splits', 'test', '--test-ids', str(identities),
@@ -261,10 +283,11 @@ def main(argv: list[str] | None = None) -> None:
             for command in section.commands(args.data):
                 print(f'  {command}')
         return
-    prepare(args.data, args.device)
-    for section in SECTIONS:
-        if args.only and section.name not in args.only:
-            continue
+    chosen = [section for section in SECTIONS
+              if not args.only or section.name in args.only]
+    prepare(args.data, args.device,
+            large=any(section.large for section in chosen))
+    for section in chosen:
         if section.gpu and not torch.cuda.is_available():
             print(f'[{section.name}] skipped: no CUDA device')
             continue
