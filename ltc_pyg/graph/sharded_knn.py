@@ -81,18 +81,17 @@ def sharded_knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
         KNN: ``neighbor`` int64 and ``similarity`` float32, ``[N, k]``.
     """
     world_size = get_world_size()
-    kwargs = dict(device=device, num_lists=num_lists, num_probes=num_probes,
-                  hnsw_m=hnsw_m, ef_search=ef_search,
-                  ef_construction=ef_construction, chunk_size=chunk_size,
-                  normalize=normalize, seed=seed, progress_bar=progress_bar)
+    index_sizes = dict(num_lists=num_lists, num_probes=num_probes,
+                       hnsw_m=hnsw_m, ef_search=ef_search,
+                       ef_construction=ef_construction)
     if world_size == 1:
-        return knn_search(x, k, method, **kwargs)
+        return knn_search(x, k, method, device=device, chunk_size=chunk_size,
+                          normalize=normalize, seed=seed,
+                          progress_bar=progress_bar, **index_sizes)
     check_features(x)
+    check_k(k, x.shape[0])
+    check_search_params(**index_sizes)
     num_nodes = x.shape[0]
-    check_k(k, num_nodes)
-    check_search_params(num_lists=num_lists, num_probes=num_probes,
-                        hnsw_m=hnsw_m, ef_search=ef_search,
-                        ef_construction=ef_construction)
     if num_nodes < world_size:
         raise ValueError(f'{num_nodes} nodes cannot be split over '
                          f'{world_size} ranks')
