@@ -147,7 +147,8 @@ class LearnedEdgesParams:
             probability is :math:`\geq` this.
         unlinked_singletons (bool): As in ``fc-es``.
         num_trials (int): Infomap trials.
-        inference_batch_size (int): Edges scored at once.
+        inference_batch_size (int): Edges scored at once (in blocks of
+            whole rows).
         train (TrainParams): The schedule; ``batch_size`` counts kNN rows
             (each with its ``k - 1`` edges) per step, drawn in epochs of
             the labelled rows.
@@ -266,31 +267,39 @@ class LearnedEdgesMethod(LearnedMethod):
             features = self.edge_features(graph)
         neighbor = graph.knn_neighbor
         num_nodes, k = neighbor.shape
+        flat = features.view(num_nodes * k, -1)
+        # Blocks of rows of this rank's range (all rows in one process),
+        # about inference_batch_size edges each: only a block's edges are
+        # ever held as an edge list.
         part = node_range(num_nodes)
+        rows_per_block = max(1, self.params.inference_batch_size // k)
+        blocks = [torch.arange(start, min(start + rows_per_block, part.stop))
+                  for start in range(part.start, part.stop, rows_per_block)]
+        show = is_main_process() and (
+            num_nodes > 100_000 if self.progress_bar is None
+            else self.progress_bar)
+
+        def block_edges(rows: Tensor) -> tuple[Tensor, Tensor]:
+            edge_index, slot = _row_edges(neighbor, rows)
+            return (edge_index.to(self.device),
+                    model.scale(flat[slot].to(self.device)))
+
         with timer('edge scorer'):
-            # The edges into this rank's rows (all rows in one process) give
-            # those rows' contexts; the ranks gather every row's context,
-            # then score their own edges.
-            edge_index, slot = _row_edges(neighbor, torch.arange(part.start,
-                                                                 part.stop))
-            flat = features.view(num_nodes * k, -1)
-            edge_index = edge_index.to(self.device)
-            scaled = model.scale(flat[slot].to(self.device))
-            context = model.node_context(edge_index, scaled, num_nodes)
-            if context is not None:
-                context = all_gather_rows(context[part.start:part.stop])
+            # A row's context comes from the edges into it: each block gives
+            # its rows', the ranks gather every row's, then each block's
+            # edges are scored with the contexts of both ends.
+            context = None
+            if model.context is not None:
+                context = torch.empty(len(part), model.hidden_channels)
+                for rows in blocks:
+                    context[rows - part.start] = model.node_context(
+                        *block_edges(rows), num_nodes)[rows].cpu()
+                context = all_gather_rows(context).to(self.device)
             probability = torch.ones(len(part), k)
-            size = self.params.inference_batch_size
-            show = is_main_process() and (
-                num_nodes > 100_000 if self.progress_bar is None
-                else self.progress_bar)
-            for start in tqdm(range(0, slot.numel(), size), desc='Edge scorer',
-                              disable=not show):
-                part_slots = slice(start, start + size)
-                logits = model.score(edge_index[:, part_slots],
-                                     scaled[part_slots], context)
-                probability.view(-1)[slot[part_slots] - part.start * k] = (
-                    torch.sigmoid(logits).cpu())
+            for rows in tqdm(blocks, desc='Edge scorer', disable=not show):
+                logits = model.score(*block_edges(rows), context)
+                probability[rows - part.start, 1:] = torch.sigmoid(
+                    logits).view(-1, k - 1).cpu()
         return all_gather_rows(probability)
 
     def predict(self, graph: Data,
