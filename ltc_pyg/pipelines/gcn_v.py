@@ -221,16 +221,23 @@ class GCNVMethod(LearnedMethod):
         return TrainingPlan(sampler.steps_per_epoch, loss_at)
 
     @torch.no_grad()
-    def infer(self, graph: Data, timer: StageTimer | None = None
-              ) -> tuple[Tensor, Tensor]:
+    def infer(self, graph: Data, timer: StageTimer | None = None,
+              with_hidden: bool = True) -> tuple[Tensor, Tensor | None]:
         r"""GCN-V on the whole graph, in chunks of
         ``inference_batch_size`` target nodes over the sparse adjacency
         (under ``torchrun`` each rank computes its range of nodes and the
         ranks gather the results).
 
+        Args:
+            graph (Data): The affinity graph.
+            timer (StageTimer, optional): Records the stages.
+            with_hidden (bool, optional): Keep the hidden features
+                (``4 H`` bytes per node: 2 KB at ``H = 512``); only the
+                GCN-feature kNN needs them. (default: :obj:`True`)
+
         Returns:
             (Tensor, Tensor): confidences ``[N]`` and hidden features
-            ``[N, H]`` (on the CPU).
+            ``[N, H]`` (on the CPU; :obj:`None` without ``with_hidden``).
         """
         timer = timer or StageTimer()
         model = self.trained_model(graph.x.size(1))
@@ -242,7 +249,8 @@ class GCNVMethod(LearnedMethod):
         x = graph.x.to(self.device)
         part, size = node_range(x.size(0)), self.params.inference_batch_size
         confidence = torch.empty(len(part))
-        hidden = torch.empty(len(part), self.params.hidden_channels)
+        hidden = (torch.empty(len(part), self.params.hidden_channels)
+                  if with_hidden else None)
         with timer('GCN-V inference'):
             for start in tqdm(range(0, len(part), size), desc='GCN-V',
                               disable=not self._show(x.size(0))):
@@ -252,8 +260,10 @@ class GCNVMethod(LearnedMethod):
                 sub_adj, n_id = adjacency_rows(adj_t, rows)
                 out = model((x[n_id], x[rows]), sub_adj)
                 confidence[start:start + rows.numel()] = out.confidence.cpu()
-                hidden[start:start + rows.numel()] = out.hidden.cpu()
-            return all_gather_rows(confidence), all_gather_rows(hidden)
+                if hidden is not None:
+                    hidden[start:start + rows.numel()] = out.hidden.cpu()
+            return all_gather_rows(confidence), (
+                None if hidden is None else all_gather_rows(hidden))
 
     def _show(self, num_nodes: int) -> bool:
         return is_main_process() and (
@@ -314,7 +324,8 @@ class GCNVMethod(LearnedMethod):
         r"""Everything before the threshold: the peaks of every node (on
         the GCN-feature kNN with ``use_gcn_feat``)."""
         timer = timer or StageTimer()
-        confidence, hidden = self.infer(graph, timer)
+        confidence, hidden = self.infer(graph, timer,
+                                        self.params.use_gcn_feat)
         if self.params.use_gcn_feat:
             with timer('kNN on GCN features'):
                 neighbor, similarity = self.gcn_feature_knn(graph, hidden)
@@ -356,8 +367,9 @@ class GCNVEMethod(LearnedMethod):
                          ) -> tuple[Tensor, CandidateSubgraphs]:
         r"""GCN-V on ``graph``, then the inputs of GCN-E: confidences and a
         subgraph builder over the (GCN-feature) kNN graph."""
-        confidence, hidden = self.base.infer(graph, timer)
-        if self.params.gcn_v.use_gcn_feat:
+        use_gcn_feat = self.params.gcn_v.use_gcn_feat
+        confidence, hidden = self.base.infer(graph, timer, use_gcn_feat)
+        if use_gcn_feat:
             with timer('kNN on GCN features'):
                 neighbor, similarity = self.base.gcn_feature_knn(graph,
                                                                  hidden)
