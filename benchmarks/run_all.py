@@ -7,9 +7,9 @@ what they printed (the scripts print markdown tables next to a baseline
 measured in the same run), with the date and the machine. Data come first:
 the synthetic sets of ``../shared/data/make_synthetic.py`` (default splits,
 and 10K / 100K / 584K test sets, plus 1.74M for ``scale-1.74m`` only) and
-their kNN files are generated under ``--data`` when absent; sections whose data is missing (the real face sets
-outside this repository) are skipped with a message. GPU sections run only
-where CUDA is available.
+their kNN files are generated under ``--data`` when absent; sections whose
+data is missing (the real face sets outside this repository) are skipped
+with a message. GPU sections run only where CUDA is available.
 
 Usage::
 
@@ -115,7 +115,7 @@ SECTIONS = [
            'cfp_all', '--test', str(SHARED_DATA / 'lfw_dlib128'), 'lfw_all',
            '--dim', '128', '--knn-dir', str(data / 'knns'), '--config',
            'benchmarks/configs/real.yaml', '--work',
-           str(data / 'checkpoints' / 'real'))],
+           str(data / 'checkpoints' / 'real'), '--seeds', '5')],
         needs=lambda data: [SHARED_DATA / 'cfp_dlib128',
                             SHARED_DATA / 'lfw_dlib128']),
     Section('gcn-d-proposals', lambda data: [
