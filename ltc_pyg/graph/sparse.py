@@ -47,8 +47,9 @@ def gcn_adjacency(x: Tensor, neighbor: Tensor, similarity: Tensor,
     never holds an int64 ``[2, E]`` edge list: the same matrix bit for bit
     (tested), at a fraction of the memory and time (584K nodes, k=80, 66.7M
     entries: the process peaks at 2.77 instead of 8.72 GB, the graph's
-    2.30 GB included; 24 instead of 215 s on shared cores). Otherwise it is composed from the foundation
-    transforms (:class:`~ltc_pyg.graph.transforms.KNNAffinityGraph`,
+    2.30 GB included; 24 instead of 215 s on shared cores). Otherwise it
+    is composed from the foundation transforms
+    (:class:`~ltc_pyg.graph.transforms.KNNAffinityGraph`,
     :class:`~ltc_pyg.graph.transforms.RowNormalize`,
     :class:`~ltc_pyg.graph.transforms.ToSparseAdjacency`), whose maximum
     keeps a negative weight that scipy's would compare with an absent 0."""
