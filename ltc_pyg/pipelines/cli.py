@@ -118,8 +118,8 @@ def _add_knn_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--k', type=int, help='neighbours per node, itself '
                        'included (default: 80, or the config\'s knn.k)')
     group.add_argument('--knn-method', choices=KNN_METHODS,
-                       help='kNN search: exact flat, or approximate ivf/hnsw '
-                       '(default: flat)')
+                       help='kNN search: exact flat, or approximate '
+                       'ivf/hnsw/blocked (default: flat)')
     group.add_argument('--knn-cache', type=Path, help='cache the searched kNN '
                        'here; reused only for the same features, k and '
                        'method')
@@ -179,14 +179,18 @@ def make_parser() -> argparse.ArgumentParser:
                      help='neighbours per node, itself included')
     knn.add_argument('--knn-method', '--method', dest='knn_method',
                      choices=KNN_METHODS, default='flat',
-                     help='flat = exact; ivf / hnsw = approximate and fast '
-                     '(default: flat; --method is the older name)')
+                     help='flat = exact; ivf / hnsw / blocked = approximate '
+                     'and fast; blocked is the kNN graph by blocks of '
+                     'matrix products (default: flat; --method is the older '
+                     'name)')
     knn.add_argument('--num-probes', type=int, default=64,
-                     help='IVF lists searched per query (default: 64)')
+                     help='IVF / blocked lists searched per query '
+                     '(default: 64)')
     knn.add_argument('--ef-search', type=int, default=256,
                      help='HNSW search breadth (default: 256)')
     knn.add_argument('--device', default='cpu', help="'cpu' or 'cuda' "
-                     '(needs faiss-gpu)')
+                     '(ivf needs faiss-gpu; flat and blocked run in torch '
+                     'without it)')
     knn.add_argument('--out', required=True, type=Path, help='.npz to write')
 
     ev = commands.add_parser(
