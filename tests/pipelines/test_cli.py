@@ -221,6 +221,14 @@ def test_conflicting_checkpoint_k_is_an_error(data, capsys):
     assert code == 2
     assert "trained on a kNN graph with k=6, method='flat'; k=10 " \
         'conflicts' in err
+    # Another search of the same k is allowed: an approximate graph.
+    report = root / 'r.json'
+    assert main(['-q', 'cluster', '--method', 'gcn-v', '--checkpoint',
+                 str(ckpt), *common, '--knn-method', 'blocked', '--out',
+                 str(root / 'p.meta'), '--report', str(report)]) == 0
+    written = json.loads(report.read_text())
+    assert written['knn']['method'] == 'blocked'
+    assert written['knn']['k'] == 6
 
 
 def test_default_logging_hides_info(data):
