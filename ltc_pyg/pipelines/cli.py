@@ -120,6 +120,9 @@ def _add_knn_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--knn-method', choices=KNN_METHODS,
                        help='kNN search: exact flat, or approximate '
                        'ivf/hnsw/blocked (default: flat)')
+    group.add_argument('--num-probes', type=int, help='lists probed per '
+                       'node by the ivf / blocked search (default: 64, or '
+                       'the config\'s knn.num_probes)')
     group.add_argument('--knn-cache', type=Path, help='cache the searched kNN '
                        'here; reused only for the same features, k and '
                        'method')
@@ -341,7 +344,8 @@ def _run_config(args: argparse.Namespace) -> tuple[RunConfig,
     defaults = to_dict(KNNConfig())
     requested = {key: value for key, value in to_dict(config.knn).items()
                  if value != defaults[key]} if config else {}
-    flags = {'k': args.k, 'method': args.knn_method}
+    flags = {'k': args.k, 'method': args.knn_method,
+             'num_probes': args.num_probes}
     requested.update({key: value for key, value in flags.items()
                       if value is not None})
     if args.knn is not None and args.knn_method is not None:
@@ -358,7 +362,7 @@ def _run_config(args: argparse.Namespace) -> tuple[RunConfig,
     try:
         knn = KNNConfig(**{**defaults, **requested})
     except ValueError as error:
-        raise UserError(f'--k: {error}') from None
+        raise UserError(f'--k / --num-probes / knn: {error}') from None
     if args.seed is not None:
         check_seed(args.seed, '--seed')
     device = args.device or (config.device if config else 'cpu')
