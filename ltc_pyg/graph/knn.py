@@ -264,11 +264,13 @@ def blocked_search(x: np.ndarray, k: int, num_lists: int | None = None,
     read once for all the nodes that probe it: matrix products instead of
     memory-bound scans. With ``num_probes = num_lists`` the search is exact.
 
-    Memory: the features on ``device`` (:math:`4 D` bytes per node), the
-    probes and their list-major copy (:math:`8 P`), the running and returned
-    result (:math:`24 k`), and blocks of ``max_block_elements`` floats:
-    :math:`4 D + 8 P + 24 k` bytes per node, 5 KB for D=256, P=256, k=80
-    (2.9 GB at 584K, 8.7 GB at 1.74M), plus ~0.5 GB of blocks.
+    Memory, in bytes per node: the features on ``device`` (:math:`4 D`);
+    while the list-major prober table is built, the probes, their flat copy,
+    the int64 sort order and the int32 table (:math:`20 P`); then the table
+    (:math:`4 P`) with the running and returned result (:math:`24 k`). The
+    peak is :math:`4 D + \max(20 P, 4 P + 24 k)`: 3.6 KB for D=256, P=128,
+    k=80 (2.1 GB at 584K, 6.3 GB at 1.74M), plus blocks of
+    ``max_block_elements`` floats (~0.3 GB) and the caller's features.
 
     Args:
         x (np.ndarray): ``[N, D]`` unit rows.
