@@ -71,9 +71,12 @@ def seeded_row(name: str, chosen: str, method: Any, graph: Any,
             'pairwise spread': max(pairwise) - min(pairwise)}
 
 
-def with_best(graph: Any, method: Any) -> tuple[Any, str]:
-    r"""The method at its threshold chosen on ``graph`` (the train split)."""
-    key, value = best_on_train(graph, method)
+def with_best(graph: Any, method: Any, args: argparse.Namespace
+              ) -> tuple[Any, str]:
+    r"""The method at its threshold chosen on ``graph`` (the train split),
+    recorded in ``--work`` (see :func:`bench_methods.best_on_train`)."""
+    key, value = best_on_train(graph, method, args.work / 'sweeps.json',
+                               not args.retrain)
     method.params = dataclasses.replace(method.params, **{key: value})
     return method, f'{key}={value:.4f}'
 
@@ -101,12 +104,12 @@ def main(argv: list[str] | None = None) -> None:
     args.work.mkdir(parents=True, exist_ok=True)
 
     rows = []
-    infomap, chosen = with_best(train_graph, make_method('infomap'))
+    infomap, chosen = with_best(train_graph, make_method('infomap'), args)
     rows.append(seeded_row('infomap', chosen, infomap, test_graph, None,
                            args.seeds))
     rows.append(seeded_row('fc-es (default)', '', make_method('fc-es'),
                            test_graph, None, args.seeds))
-    fc_es, chosen = with_best(train_graph, make_method('fc-es'))
+    fc_es, chosen = with_best(train_graph, make_method('fc-es'), args)
     rows.append(seeded_row('fc-es (chosen on train)', chosen, fc_es,
                            test_graph, None, args.seeds))
     params = dict(config.get('learned-edges') or {})

@@ -84,7 +84,7 @@ def _bisect(low: float, high: float, too_low: Callable[[float], bool],
 
 def graph_threshold(neighbor: Tensor, similarity: Tensor,
                     rule: Literal['components', 'flow'] = 'components',
-                    growth: float = 1.25, fraction: float = 0.5) -> float:
+                    growth: float = 1.25, fraction: float = 0.95) -> float:
     r"""A similarity threshold read from the kNN graph alone.
 
     Otsu's threshold :math:`t_0` of each node's similarity to its nearest
@@ -100,7 +100,9 @@ def graph_threshold(neighbor: Tensor, similarity: Tensor,
       within ``growth`` times its size at :math:`t_0`, stopping before
       identities chain together;
     * ``'flow'`` (Infomap, which splits communities itself) lowers it to
-      where the largest component first holds ``fraction`` of the nodes.
+      where the largest component first holds ``fraction`` of the nodes:
+      the map equation, not the threshold, then separates the identities,
+      and it needs most within-identity links kept to do so.
 
     Args:
         neighbor (Tensor): ``[N, k]`` kNN ids, the node itself first.
@@ -109,7 +111,10 @@ def graph_threshold(neighbor: Tensor, similarity: Tensor,
         growth (float, optional): Largest-component growth allowed by
             ``'components'``. (default: ``1.25``)
         fraction (float, optional): Share of nodes in the largest
-            component for ``'flow'``. (default: ``0.5``)
+            component for ``'flow'``; the default was the best of 0.5,
+            0.7, 0.8, 0.9 and 0.95 for Infomap on two labelled training
+            splits (MS1M-like, 150 and 250 identities). (default:
+            ``0.95``)
     """
     if similarity.size(1) < 2:
         raise ValueError(f'Choosing a threshold from the data needs kNN '

@@ -80,9 +80,12 @@ def test_graph_threshold_components_stops_before_chaining(unimodal):
                                                         chosen - 1e-3)
 
 
-def test_graph_threshold_flow_is_where_half_the_nodes_connect(unimodal):
+@pytest.mark.parametrize('fraction', [0.5, 0.95])
+def test_graph_threshold_flow_is_where_most_nodes_connect(unimodal,
+                                                          fraction):
+    keyword = {} if fraction == 0.95 else {'fraction': fraction}
     chosen = graph_threshold(unimodal.knn_neighbor, unimodal.knn_similarity,
-                             'flow')
-    half = unimodal.num_nodes / 2
-    assert largest(unimodal, chosen + 1e-3) < half <= largest(
+                             'flow', **keyword)
+    size = fraction * unimodal.num_nodes
+    assert largest(unimodal, chosen + 1e-3) < size <= largest(
         unimodal, chosen - 1e-3)
