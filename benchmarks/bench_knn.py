@@ -1,9 +1,12 @@
-r"""kNN search: wall time (index build + search) and recall@k of exact
-(flat), IVF and HNSW search on MS1M-like synthetic features.
+r"""kNN search: wall time (index build + search), recall@k and peak memory
+of exact (flat), IVF, HNSW and blocked search on MS1M-like synthetic
+features.
 
 Recall is measured against exact search: against the full flat result for
 sizes where ``flat`` is run, else against brute force on a random sample of
-queries. The exact flat search is the baseline in the same run.
+queries. The exact flat search is the baseline in the same run. Peak RSS
+is the process' high-water mark so far (it includes the features and the
+earlier methods of the same run).
 
 Usage::
 
@@ -14,10 +17,13 @@ Usage::
         --features /tmp/ltc_data/synth584k/features/synth_test_584k.bin \
         --sizes 50000 100000 --methods flat ivf hnsw
     python benchmarks/bench_knn.py --features ... --sizes 0 --methods ivf
+    python benchmarks/bench_knn.py --features ... --sizes 0 \
+        --methods blocked --num-probes 128
 """
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import numpy as np
@@ -53,9 +59,10 @@ def main(argv: list[str] | None = None) -> None:
                         default=[50_000, 100_000],
                         help='first N rows; 0 = all rows')
     parser.add_argument('--methods', nargs='+', default=['flat', 'ivf',
-                                                         'hnsw'])
+                                                         'hnsw', 'blocked'])
     parser.add_argument('--k', type=int, default=80)
-    parser.add_argument('--num-probes', type=int, default=64)
+    parser.add_argument('--num-probes', type=int, default=64,
+                        help='lists probed per query by ivf and blocked')
     parser.add_argument('--ef-search', type=int, default=256)
     parser.add_argument('--hnsw-m', type=int, default=32)
     parser.add_argument('--ef-construction', type=int, default=80)
@@ -65,11 +72,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     features = read_features(args.features, args.dim)
-    print(f'device {args.device}, k={args.k}, IVF num_probes='
+    print(f'device {args.device}, k={args.k}, IVF/blocked num_probes='
           f'{args.num_probes}, HNSW M={args.hnsw_m} ef_construction='
           f'{args.ef_construction} ef_search={args.ef_search}')
-    print('| N | method | seconds | queries/s | recall@k | vs flat |')
-    print('|---|---|---|---|---|---|')
+    print('| N | method | seconds | queries/s | recall@k | vs flat | '
+          'peak RSS (GB) |')
+    print('|---|---|---|---|---|---|---|')
     for size in args.sizes:
         x = l2_normalize(features[:size] if size else features)
         exact, exact_seconds = None, None
@@ -87,9 +95,10 @@ def main(argv: list[str] | None = None) -> None:
                       sampled_recall(x, knn, args.sample_queries, seed=0))
             speedup = (f'{exact_seconds / seconds:.1f}x faster'
                        if exact_seconds else 'n/a')
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
             print(f'| {x.shape[0]} | {method} | {seconds:.1f} | '
-                  f'{x.shape[0] / seconds:.0f} | {recall:.4f} | {speedup} |',
-                  flush=True)
+                  f'{x.shape[0] / seconds:.0f} | {recall:.4f} | {speedup} | '
+                  f'{peak:.1f} |', flush=True)
 
 
 if __name__ == '__main__':

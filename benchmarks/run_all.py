@@ -55,6 +55,9 @@ LARGE_SETS = [('synth1740k', 'synth_test_1740k', 25383)]
 SCALABLE_METHODS = ['knn-threshold', 'cdp', 'infomap', 'gcn-v', 'gcn-v+e',
                     'fc-es', 'learned-edges']
 
+#: Lists probed per node by the blocked kNN search in the benchmarks.
+BLOCKED_PROBES = '128'
+
 
 @dataclass
 class Section:
@@ -87,7 +90,11 @@ SECTIONS = [
            '--sizes', '50000', '100000', '--methods', 'flat', 'ivf', 'hnsw'),
         py('bench_knn.py', '--features', str(data / 'synth584k' / 'features'
                                              / 'synth_test_584k.bin'),
-           '--sizes', '0', '--methods', 'ivf', 'hnsw')]),
+           '--sizes', '0', '--methods', 'ivf', 'hnsw'),
+        py('bench_knn.py', '--features', str(data / 'synth584k' / 'features'
+                                             / 'synth_test_584k.bin'),
+           '--sizes', '100000', '0', '--methods', 'blocked', '--num-probes',
+           BLOCKED_PROBES)]),
     # The [E, D] scatter baseline needs 48 GB at 584K: 100K on the CPU.
     Section('spmm', lambda data: [
         py('bench_spmm.py', '--num-nodes', '100000', '--k', '80', '--dim',
@@ -148,13 +155,22 @@ SECTIONS = [
            '--budget', '100000', '--work',
            str(data / 'checkpoints' / 'synthetic'))],
         needs=lambda data: [data / 'checkpoints' / 'synthetic']),
+    # Features to labels with no kNN file: the search is in the time.
+    Section('end-to-end-584k', lambda data: [
+        py('bench_end_to_end.py', '--data', str(data / 'synth584k'),
+           'synth_test_584k', '--dim', '256', '--method', 'learned-edges',
+           '--checkpoint', str(data / 'checkpoints' / 'synthetic'
+                               / 'learned-edges.pt'),
+           '--knn-method', 'blocked', '--num-probes', BLOCKED_PROBES)],
+        needs=lambda data: [data / 'checkpoints' / 'synthetic'
+                            / 'learned-edges.pt']),
     # Exact kNN in torch where faiss-gpu is not installed; learned methods
     # at 100K and 584K (L-GCN stops at 100K when over 2 minutes there).
     Section('gpu', lambda data: [
         py('bench_knn.py', '--features', str(data / 'synth584k' / 'features'
                                              / 'synth_test_584k.bin'),
-           '--sizes', '100000', '0', '--methods', 'flat', '--device',
-           'cuda'),
+           '--sizes', '100000', '0', '--methods', 'flat', 'blocked',
+           '--num-probes', BLOCKED_PROBES, '--device', 'cuda'),
         py('bench_spmm.py', '--num-nodes', '584013', '--device', 'cuda'),
         py('bench_methods.py', 'scale', '--dim', '256', '--device', 'cuda',
            '--data', str(data / 'synth100k'), 'synth_test_100k',

@@ -34,14 +34,16 @@ class KNNConfig:
     Args:
         k (int): Row length, the node itself included (as in
             ``faiss_k_<k>.npz``). (default: ``80``)
-        method (str): ``'flat'`` (exact), ``'ivf'`` or ``'hnsw'``.
-        num_lists (int, optional): IVF lists (:math:`4\sqrt{N}` if omitted).
-        num_probes (int): IVF lists visited per query.
+        method (str): ``'flat'`` (exact), ``'ivf'``, ``'hnsw'`` or
+            ``'blocked'`` (see :func:`~ltc_pyg.graph.knn.blocked_search`).
+        num_lists (int, optional): IVF / blocked lists (:math:`4\sqrt{N}` if
+            omitted).
+        num_probes (int): IVF / blocked lists visited per query.
         ef_search (int): HNSW search breadth.
         hnsw_m (int): HNSW links per node.
     """
     k: int = 80
-    method: Literal['flat', 'ivf', 'hnsw'] = 'flat'
+    method: Literal['flat', 'ivf', 'hnsw', 'blocked'] = 'flat'
     num_lists: int | None = None
     num_probes: int = 64
     ef_search: int = 256

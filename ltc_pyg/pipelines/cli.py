@@ -126,8 +126,11 @@ def _add_knn_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--k', type=int, help='neighbours per node, itself '
                        'included (default: 80, or the config\'s knn.k)')
     group.add_argument('--knn-method', choices=KNN_METHODS,
-                       help='kNN search: exact flat, or approximate ivf/hnsw '
-                       '(default: flat)')
+                       help='kNN search: exact flat, or approximate '
+                       'ivf/hnsw/blocked (default: flat)')
+    group.add_argument('--num-probes', type=int, help='lists probed per '
+                       'node by the ivf / blocked search (default: 64, or '
+                       'the config\'s knn.num_probes)')
     group.add_argument('--knn-cache', type=Path, help='cache the searched kNN '
                        'here; reused only for the same features, k and '
                        'method')
@@ -187,14 +190,18 @@ def make_parser() -> argparse.ArgumentParser:
                      help='neighbours per node, itself included')
     knn.add_argument('--knn-method', '--method', dest='knn_method',
                      choices=KNN_METHODS, default='flat',
-                     help='flat = exact; ivf / hnsw = approximate and fast '
-                     '(default: flat; --method is the older name)')
+                     help='flat = exact; ivf / hnsw / blocked = approximate '
+                     'and fast; blocked is the kNN graph by blocks of '
+                     'matrix products (default: flat; --method is the older '
+                     'name)')
     knn.add_argument('--num-probes', type=int, default=64,
-                     help='IVF lists searched per query (default: 64)')
+                     help='IVF / blocked lists searched per query '
+                     '(default: 64)')
     knn.add_argument('--ef-search', type=int, default=256,
                      help='HNSW search breadth (default: 256)')
     knn.add_argument('--device', default='cpu', help="'cpu' or 'cuda' "
-                     '(needs faiss-gpu)')
+                     '(ivf needs faiss-gpu; flat and blocked run in torch '
+                     'without it)')
     knn.add_argument('--out', required=True, type=Path, help='.npz to write')
 
     ev = commands.add_parser(
@@ -345,7 +352,8 @@ def _run_config(args: argparse.Namespace) -> tuple[RunConfig,
     defaults = to_dict(KNNConfig())
     requested = {key: value for key, value in to_dict(config.knn).items()
                  if value != defaults[key]} if config else {}
-    flags = {'k': args.k, 'method': args.knn_method}
+    flags = {'k': args.k, 'method': args.knn_method,
+             'num_probes': args.num_probes}
     requested.update({key: value for key, value in flags.items()
                       if value is not None})
     if args.knn is not None and args.knn_method is not None:
@@ -362,7 +370,7 @@ def _run_config(args: argparse.Namespace) -> tuple[RunConfig,
     try:
         knn = KNNConfig(**{**defaults, **requested})
     except ValueError as error:
-        raise UserError(f'--k: {error}') from None
+        raise UserError(f'--k / --num-probes / knn: {error}') from None
     if args.seed is not None:
         check_seed(args.seed, '--seed')
     device = args.device or (config.device if config else 'cpu')

@@ -128,8 +128,11 @@ def make_method(method: str, params: Any = None,
     return built
 
 
-#: The kNN settings that decide which graph a model sees.
-GRAPH_KNN_FIELDS = ('k', 'method')
+#: The kNN settings that decide which graph a model sees. The search method
+#: is not one of them: every method approximates the same exact kNN graph,
+#: so a model trained on one runs on another's (e.g. an exact-graph model on
+#: the ``blocked`` graph of a set too large for exact search).
+GRAPH_KNN_FIELDS = ('k',)
 
 
 def knn_settings(method: ClusteringMethod, requested: dict[str, Any],
@@ -141,8 +144,8 @@ def knn_settings(method: ClusteringMethod, requested: dict[str, Any],
     top.
 
     Raises:
-        ValueError: When a requested ``k`` or ``method`` differs from the
-            trained one: the model would run on a graph it never saw.
+        ValueError: When a requested ``k`` differs from the trained one:
+            the model would run on a graph it never saw.
     """
     trained = method.trained_knn
     if trained is None:

@@ -5,7 +5,13 @@ import sys
 import numpy as np
 import pytest
 
-from ltc_pyg.data.io import read_knn, read_labels, write_features, write_labels
+from ltc_pyg.data.io import (
+    read_knn,
+    read_knn_metadata,
+    read_labels,
+    write_features,
+    write_labels,
+)
 from ltc_pyg.data.synthetic import make_splits
 from ltc_pyg.pipelines.cli import UserError, _parse_params, main
 
@@ -20,13 +26,16 @@ def data(tmp_path):
     return tmp_path, split
 
 
-def test_knn_writes_original_layout(data):
+@pytest.mark.parametrize('method', ['flat', 'blocked'])
+def test_knn_writes_original_layout(data, method):
     root, split = data
     out = root / 'knns' / 'faiss_k_5.npz'
     assert main(['knn', '--features', str(root / 'features.bin'), '--dim',
-                 '16', '--k', '5', '--out', str(out)]) == 0
+                 '16', '--k', '5', '--method', method, '--out',
+                 str(out)]) == 0
     knn = read_knn(out, num_nodes=len(split.labels), k=5)
     assert (knn.neighbor[:, 0] == np.arange(len(split.labels))).all()
+    assert read_knn_metadata(out)['method'] == method
 
 
 def test_cluster_then_evaluate(data, capsys):
@@ -212,6 +221,14 @@ def test_conflicting_checkpoint_k_is_an_error(data, capsys):
     assert code == 2
     assert "trained on a kNN graph with k=6, method='flat'; k=10 " \
         'conflicts' in err
+    # Another search of the same k is allowed: an approximate graph.
+    report = root / 'r.json'
+    assert main(['-q', 'cluster', '--method', 'gcn-v', '--checkpoint',
+                 str(ckpt), *common, '--knn-method', 'blocked', '--out',
+                 str(root / 'p.meta'), '--report', str(report)]) == 0
+    written = json.loads(report.read_text())
+    assert written['knn']['method'] == 'blocked'
+    assert written['knn']['k'] == 6
 
 
 def test_default_logging_hides_info(data):

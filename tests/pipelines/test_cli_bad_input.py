@@ -400,6 +400,9 @@ CASES: list[tuple[str, Case, int, list[str]]] = [
     ('cluster-k-zero', lambda d, o: [*_cluster(d, o)[:8], '0',
                                      *_cluster(d, o)[9:]], 2,
      ['--k', 'knn.k must be at least 1 (got 0)']),
+    ('cluster-num-probes-zero', lambda d, o: _cluster(
+        d, o, '--knn-method', 'blocked', '--num-probes', '0'), 2,
+     ['--num-probes', 'knn.num_probes must be at least 1 (got 0)']),
     ('cluster-labels-count', lambda d, o: _cluster(
         d, o, '--labels', str(d.short_labels)), 2,
      ['Got 3 labels', '{short_labels}']),
