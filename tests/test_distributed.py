@@ -13,7 +13,7 @@ from ltc_pyg.config import KNNConfig
 from ltc_pyg.data.io import read_labels
 from ltc_pyg.data.synthetic import write_split
 from ltc_pyg.graph.knn import knn_search
-from ltc_pyg.graph.sharded_knn import merge_candidates
+from ltc_pyg.graph.sharded_knn import merge_candidates, sharded_knn_search
 from ltc_pyg.pipelines.run import build_graph, train
 
 WORKER = Path(__file__).with_name('distributed_worker.py')
@@ -80,3 +80,11 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
     assert np.array_equal(read_labels(two / 'gcn_v.meta'),
                           read_labels(one / 'gcn_v.meta'))
     assert np.array_equal(read_labels(one / 'gcn_v.meta'), single['gcn-v'])
+
+
+def test_sharded_search_without_a_group_is_knn_search():
+    x = np.random.default_rng(1).standard_normal((50, 4)).astype(np.float32)
+    for method in ('flat', 'blocked'):
+        ours = sharded_knn_search(x, 5, method, num_lists=4, num_probes=4)
+        theirs = knn_search(x, 5, method, num_lists=4, num_probes=4)
+        assert np.array_equal(ours.neighbor, theirs.neighbor), method

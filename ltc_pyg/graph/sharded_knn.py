@@ -38,6 +38,9 @@ from ltc_pyg.graph.knn import (
     l2_normalize,
 )
 
+#: The faiss searches that run on a shard of the base.
+SHARDED_METHODS = ('flat', 'ivf', 'hnsw')
+
 
 def merge_candidates(neighbor: np.ndarray, similarity: np.ndarray, k: int
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +91,10 @@ def sharded_knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
         return knn_search(x, k, method, device=device, chunk_size=chunk_size,
                           normalize=normalize, seed=seed,
                           progress_bar=progress_bar, **index_sizes)
+    if method not in SHARDED_METHODS:
+        raise ValueError(f"kNN method '{method}' is not sharded over "
+                         f'torchrun ranks; use one of {SHARDED_METHODS} '
+                         f'(or run it in one process)')
     check_features(x)
     check_k(k, x.shape[0])
     check_search_params(**index_sizes)
