@@ -43,12 +43,13 @@ def nearest_others(neighbor: Tensor, nodes: Tensor, count: int) -> Tensor:
     Returns:
         Tensor: ``[R, count]`` neighbour ids, in row order.
     """
+    head = neighbor[:, :count + 1][nodes]
+    is_self = head == nodes.view(-1, 1)
+    if is_self[:, 0].all() and not is_self[:, 1:].any():
+        return head[:, 1:]  # the usual kNN rows: the node first
     rows = neighbor[nodes]
-    is_self = rows == nodes.view(-1, 1)
-    if is_self[:, 0].all() and not is_self[:, 1:count + 1].any():
-        return rows[:, 1:count + 1]  # the usual kNN rows: the node first
-    order = torch.sort(is_self.to(torch.uint8), dim=1,
-                       stable=True).indices[:, :count]
+    is_self = (rows == nodes.view(-1, 1)).to(torch.uint8)
+    order = torch.sort(is_self, dim=1, stable=True).indices[:, :count]
     return rows.gather(1, order)
 
 
