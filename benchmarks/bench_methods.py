@@ -89,15 +89,34 @@ def knn_path(root: str, name: str, knn_dir: Path | None = None) -> Path:
     return (knn_dir or Path(root) / 'knns') / name / 'faiss_k_80.npz'
 
 
-def best_on_train(graph, method) -> tuple[str, float] | None:
+def best_on_train(graph, method, cache: Path | None = None,
+                  reuse: bool = True) -> tuple[str, float] | None:
     r"""The method's threshold parameter and its value with the best
-    pairwise F on the (train) graph, or ``None`` without one."""
+    pairwise F on the (train) graph, or ``None`` without one.
+
+    With ``cache`` (a JSON file), every choice is recorded there, and with
+    ``reuse`` a sweep of the same method, parameters, seed and graph (node
+    count and similarity sum) is read from it instead of run again: the
+    choice is a deterministic function of those.
+    """
+    key = json.dumps([method.name, dataclasses.asdict(method.params),
+                      method.seed, graph.num_nodes,
+                      round(float(graph.knn_similarity.double().sum()), 3)],
+                     default=str)
+    stored = (json.loads(cache.read_text())
+              if cache is not None and cache.is_file() else {})
+    if reuse and key in stored:
+        return None if stored[key] is None else tuple(stored[key])
     sweep = threshold_sweep(graph, method)
-    if sweep is None:
-        return None
-    scores = [m['pairwise_fscore'] for m in sweep['metrics']]
-    scores = [-1.0 if s is None or math.isnan(s) else s for s in scores]
-    return sweep['param'], sweep['values'][int(np.argmax(scores))]
+    best = None
+    if sweep is not None:
+        scores = [m['pairwise_fscore'] for m in sweep['metrics']]
+        scores = [-1.0 if s is None or math.isnan(s) else s for s in scores]
+        best = sweep['param'], sweep['values'][int(np.argmax(scores))]
+    if cache is not None:
+        with atomic_write(cache, 'w') as file:
+            json.dump({**stored, key: best}, file, indent=1)
+    return best
 
 
 def scale_proposals(params: dict[str, Any], scale: float) -> None:
@@ -148,7 +167,9 @@ def quality(args: argparse.Namespace) -> list[dict[str, Any]]:
     num_identities = int(np.unique(test_graph.y.numpy()).size)
     args.work.mkdir(parents=True, exist_ok=True)
     baseline = make_method('knn-threshold', {'threshold': 0.5})
-    _, train_threshold = best_on_train(train_graph, baseline)
+    sweeps = args.work / 'sweeps.json'
+    _, train_threshold = best_on_train(train_graph, baseline, sweeps,
+                                       not args.retrain)
     scale = (1 - train_threshold) / 0.3
     print(f'train split: best knn-threshold {train_threshold:.4f} -> '
           f'proposal scale {scale:.3f}; {num_identities} test identities',
@@ -173,7 +194,7 @@ def quality(args: argparse.Namespace) -> list[dict[str, Any]]:
             method, train_seconds = trained(train_graph, name, params, args)
         else:
             method = make_method(name, params)
-        best = best_on_train(train_graph, method)
+        best = best_on_train(train_graph, method, sweeps, not args.retrain)
         if best is not None:
             key, value = best
             method.params = dataclasses.replace(method.params,

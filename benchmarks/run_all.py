@@ -107,7 +107,7 @@ SECTIONS = [
            'cfp_all', '--test', str(SHARED_DATA / 'lfw_dlib128'), 'lfw_all',
            '--dim', '128', '--knn-dir', str(data / 'knns'), '--config',
            'benchmarks/configs/real.yaml', '--work',
-           str(data / 'checkpoints' / 'real'))],
+           str(data / 'checkpoints' / 'real'), '--seeds', '5')],
         needs=lambda data: [SHARED_DATA / 'cfp_dlib128',
                             SHARED_DATA / 'lfw_dlib128']),
     Section('gcn-d-proposals', lambda data: [

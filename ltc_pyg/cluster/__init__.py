@@ -7,6 +7,7 @@ from ltc_pyg.cluster.dynamic_threshold import (
 from ltc_pyg.cluster.map_equation import map_equation_clusters
 from ltc_pyg.cluster.merge import (
     connected_components,
+    merge_linked_clusters,
     relabel_by_first_appearance,
     threshold_links,
 )
@@ -19,7 +20,8 @@ from ltc_pyg.cluster.peaks import (
 from ltc_pyg.cluster.threshold import otsu_threshold
 
 __all__ = [
-    'connected_components', 'relabel_by_first_appearance', 'threshold_links',
+    'connected_components', 'merge_linked_clusters',
+    'relabel_by_first_appearance', 'threshold_links',
     'otsu_threshold', 'dynamic_threshold_components', 'pool_pair_scores',
     'Peaks', 'confidence_to_peaks', 'peaks_to_edges', 'peaks_to_labels',
     'deoverlap', 'nms', 'map_equation_clusters',

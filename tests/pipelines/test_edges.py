@@ -1,12 +1,17 @@
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
+from ltc_pyg.cluster import merge_linked_clusters
 from ltc_pyg.config import KNNConfig
 from ltc_pyg.data.io import read_labels, write_features, write_labels
 from ltc_pyg.data.synthetic import make_splits
-from ltc_pyg.graph.edge_probability import neighbor_edge_probability
+from ltc_pyg.graph.edge_probability import (
+    kept_links,
+    neighbor_edge_probability,
+)
 from ltc_pyg.metrics import evaluate
 from ltc_pyg.pipelines.cli import main
 from ltc_pyg.pipelines.estimator import threshold_sweep
@@ -97,6 +102,29 @@ def test_learned_edges_threshold_is_a_probability():
     assert build_method('learned-edges').threshold_name is None
     with pytest.raises(ValueError, match=r'probability in \(0, 1\)'):
         build_method('learned-edges', {'threshold': 1.5})
+    with pytest.raises(ValueError, match=r"one of \('log-odds'"):
+        build_method('learned-edges', {'link_weight': 'cosine'})
+    with pytest.raises(ValueError, match=r'merge_mass must be >= 0'):
+        build_method('learned-edges', {'merge_mass': -1.0})
+
+
+def test_learned_edges_merge_joins_what_the_walk_split(graphs):
+    method = train(graphs['train'], 'learned-edges', SMALL)
+    test = graphs['test']
+    method.params = dataclasses.replace(method.params, merge_mass=0.5)
+    merged = cluster(test, method).labels
+    method.params = dataclasses.replace(method.params, merge_mass=0.0)
+    walked = cluster(test, method).labels
+    assert merged.max() < walked.max()  # some clusters were joined
+    probability = method.edge_probability(test)
+    keep = probability >= 0.5
+    keep[:, 0] = False
+    links = kept_links(test.knn_neighbor, keep)
+    assert np.array_equal(merged, merge_linked_clusters(
+        walked, links, probability[keep], 0.5))
+    # A coarsening: every cluster of the walk lies inside one merged one.
+    pairs = np.unique(np.stack([walked, merged]), axis=1)
+    assert np.unique(pairs[0]).size == pairs.shape[1]
 
 
 def test_cli_trains_and_clusters_learned_edges(splits, tmp_path):
