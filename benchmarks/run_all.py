@@ -148,7 +148,8 @@ SECTIONS = [
            str(data / 'checkpoints' / 'synthetic'))],
         needs=lambda data: [data / 'checkpoints' / 'synthetic'],
         large=True),
-    # L-GCN alone at 584K: ~47 minutes on 2 cores, over the scale budget.
+    # L-GCN alone at 584K, over the scale budget: 47 minutes on 2 cores
+    # before the projected shortcut of issue 16, ~25-30 expected after.
     Section('lgcn-584k', lambda data: [
         py('bench_methods.py', 'scale', '--dim', '256', '--data',
            str(data / 'synth584k'), 'synth_test_584k', '--methods', 'lgcn',

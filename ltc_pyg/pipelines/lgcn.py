@@ -154,6 +154,14 @@ class LGCNMethod(LearnedMethod):
         r"""Scores every pivot -> one-hop pair with the model, mini-batched
         over pivots.
 
+        With a :attr:`~ltc_pyg.nn.models.LGCN.projectable` model (the
+        default ``GraphConv`` stack) the first layer's linear maps are
+        applied once to the whole graph (:meth:`~ltc_pyg.nn.models.LGCN.
+        project`) and each batch runs
+        :meth:`~ltc_pyg.nn.models.LGCN.pivot_forward` on the subgraphs'
+        structure; otherwise each batch runs the model on its subgraphs'
+        features. Both give the same scores up to float rounding.
+
         Args:
             graph (Data): The affinity graph.
             pivots (Tensor, optional): ``[P]`` pivot ids (default: every
@@ -164,7 +172,7 @@ class LGCNMethod(LearnedMethod):
             one-hop node; pivots in the given order, one-hop nodes in kNN
             order) and float32 linkage probabilities ``[P k_1]``.
         """
-        self.trained_model(graph.x.size(1))
+        model = self.trained_model(graph.x.size(1))
         if pivots is None:
             pivots = torch.arange(graph.num_nodes)
         num_pivots = pivots.numel()
@@ -177,14 +185,26 @@ class LGCNMethod(LearnedMethod):
         scores = np.empty(num_pivots * num_one_hop, dtype=np.float32)
         size = self.params.inference_batch_size
         seconds = {'subgraphs': 0.0, 'model': 0.0}
+        projected = None
+        if model.projectable:
+            clock = time.perf_counter()
+            projected = model.project(graph.x.to(self.device))
+            seconds['model'] += time.perf_counter() - clock
         for start in tqdm(range(0, num_pivots, size), desc='L-GCN linkage',
                           disable=not self._show(num_pivots // size)):
             chunk = pivots[start:start + size]
             clock = time.perf_counter()
-            batch = self.transform.subgraphs(graph, chunk)
+            if projected is None:
+                batch = self.transform.subgraphs(graph, chunk)
+            else:
+                batch = self.transform.structure(graph.knn_neighbor, chunk)
             seconds['subgraphs'] += time.perf_counter() - clock
             clock = time.perf_counter()
-            probability = self._logits(batch).softmax(dim=1)[:, 1]
+            if projected is None:
+                logits = self._logits(batch)
+            else:
+                logits = self._pivot_logits(projected, batch)
+            probability = logits.softmax(dim=1)[:, 1]
             seconds['model'] += time.perf_counter() - clock
             rows = slice(start * num_one_hop,
                          (start + chunk.numel()) * num_one_hop)
@@ -195,6 +215,18 @@ class LGCNMethod(LearnedMethod):
         logger.info('L-GCN linkage: %.1f s building subgraphs, %.1f s in the '
                     'model', seconds['subgraphs'], seconds['model'])
         return pairs, scores
+
+    def _pivot_logits(self, projected: Tensor, batch: Batch) -> Tensor:
+        r"""The logits of :meth:`_logits` from the projected graph features
+        and the subgraphs' structure (:meth:`~ltc_pyg.proposals.
+        PivotSubgraphs.structure`)."""
+        adj_t = to_sparse_adjacency(batch.edge_index, batch.edge_weight,
+                                    batch.num_nodes).to(self.device)
+        n_id = batch.n_id.to(self.device)
+        pivot = n_id[batch.pivot_index.to(self.device)][
+            batch.batch.to(self.device)]
+        return self.model.pivot_forward(projected, n_id, pivot, adj_t,
+                                        batch.one_hop_index.to(self.device))
 
     def predict(self, graph: Data,
                 timer: StageTimer | None = None) -> np.ndarray:

@@ -43,6 +43,10 @@ def nearest_others(neighbor: Tensor, nodes: Tensor, count: int) -> Tensor:
     Returns:
         Tensor: ``[R, count]`` neighbour ids, in row order.
     """
+    head = neighbor[:, :count + 1][nodes]
+    is_self = head == nodes.view(-1, 1)
+    if is_self[:, 0].all() and not is_self[:, 1:].any():
+        return head[:, 1:]  # the usual kNN rows: the node first
     rows = neighbor[nodes]
     is_self = (rows == nodes.view(-1, 1)).to(torch.uint8)
     order = torch.sort(is_self, dim=1, stable=True).indices[:, :count]
@@ -109,10 +113,25 @@ class PivotSubgraphs(BaseTransform):
         r"""The subgraphs of ``pivots`` (``[B]`` global ids) as one
         :class:`~torch_geometric.data.Batch` (``B`` graphs)."""
         x, neighbor = data.x, data.knn_neighbor
-        num_nodes, k = neighbor.shape
-        if x.size(0) != num_nodes:
+        if x.size(0) != neighbor.size(0):
             raise ValueError(f"'x' has {x.size(0)} rows but the kNN arrays "
-                             f'have {num_nodes}')
+                             f'have {neighbor.size(0)}')
+        subgraphs = self.structure(neighbor, pivots)
+        pivots = subgraphs.n_id[subgraphs.pivot_index]
+        subgraphs.x = x[subgraphs.n_id] - x[pivots[subgraphs.batch]]
+        if 'y' in data and data.y is not None:
+            pivot_label = data.y[pivots].view(-1, 1)
+            one_hop = subgraphs.n_id[subgraphs.one_hop_index]
+            subgraphs.y = ((data.y[one_hop].view(pivots.numel(), -1)
+                            == pivot_label)
+                           & (pivot_label >= 0)).view(-1).long()
+        return subgraphs
+
+    def structure(self, neighbor: Tensor, pivots: Tensor) -> Batch:
+        r"""The subgraphs of ``pivots`` (``[B]`` global ids) from the
+        ``[N, k]`` kNN ids alone: :meth:`subgraphs` without ``x`` and
+        ``y``."""
+        num_nodes, k = neighbor.shape
         pivots = pivots.view(-1).to(neighbor.device)
         if pivots.numel() == 0:
             raise ValueError('No pivots given')
@@ -120,9 +139,9 @@ class PivotSubgraphs(BaseTransform):
         num_one_hop, num_two_hop, num_links = self.counts(k)
 
         one_hop = nearest_others(neighbor, pivots, num_one_hop)
-        two_hop = nearest_others(neighbor, one_hop.view(-1), num_two_hop)
+        two_hop = nearest_others(neighbor, one_hop.reshape(-1), num_two_hop)
         members = torch.cat([pivots.view(-1, 1), one_hop,
-                             two_hop.view(num_pivots, -1)], dim=1)
+                             two_hop.reshape(num_pivots, -1)], dim=1)
         # Key b * N + id names node `id` of subgraph b; the first occurrence
         # of each key, in member order, is a node of the batch.
         offset = torch.arange(num_pivots, device=neighbor.device) * num_nodes
@@ -158,18 +177,12 @@ class PivotSubgraphs(BaseTransform):
         edge_index = coalesce(torch.cat([pairs, pairs.flip(0)], dim=1),
                               num_nodes=n_id.numel())
         edge_weight = row_normalize(
-            edge_index, torch.ones(edge_index.size(1), device=x.device),
+            edge_index, torch.ones(edge_index.size(1), device=n_id.device),
             n_id.numel())
-
-        subgraphs = Batch(x=x[n_id] - x[pivots[batch]], edge_index=edge_index,
-                          edge_weight=edge_weight, n_id=n_id,
-                          pivot_index=pivot_index, one_hop_index=one_hop_index,
-                          batch=batch, ptr=ptr)
-        if 'y' in data and data.y is not None:
-            pivot_label = data.y[pivots].view(-1, 1)
-            subgraphs.y = ((data.y[one_hop] == pivot_label)
-                           & (pivot_label >= 0)).view(-1).long()
-        return subgraphs
+        return Batch(edge_index=edge_index, edge_weight=edge_weight,
+                     n_id=n_id, pivot_index=pivot_index,
+                     one_hop_index=one_hop_index, batch=batch, ptr=ptr,
+                     num_nodes=n_id.numel())
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(k_at_hop={self.k_at_hop}, '

@@ -1,9 +1,14 @@
 import numpy as np
+import pytest
 import torch
 from torch_geometric.data import Batch, Data
+from torch_geometric.nn import GraphConv, LEConv
 
+from ltc_pyg.graph.sparse import adjacency_rows
 from ltc_pyg.graph.transforms import to_sparse_adjacency
 from ltc_pyg.nn.models import LGCN, convert_original_lgcn
+from ltc_pyg.nn.models.lgcn import graph_conv
+from ltc_pyg.proposals import PivotSubgraphs
 
 # A path 0 - 1 - 2 with row-normalised weights into each target.
 EDGE_INDEX = torch.tensor([[1, 0, 2, 1], [0, 1, 1, 2]])
@@ -102,3 +107,76 @@ def test_lgcn_matches_original_checkpoint(reference_fixtures):
     loss = torch.nn.functional.cross_entropy(
         logits, torch.from_numpy(io['labels']).view(-1))
     assert abs(loss.item() - float(io['loss'])) < 1e-5
+
+
+def pivot_graph(num_nodes: int = 60, k: int = 8) -> Data:
+    r"""float64 points with their exact kNN rows (each node first)."""
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(num_nodes, 5, generator=generator, dtype=torch.float64)
+    neighbor = torch.cdist(x, x).argsort(dim=1)[:, :k]
+    return Data(x=x, knn_neighbor=neighbor, num_nodes=num_nodes)
+
+
+def pivot_model(hidden: tuple[int, ...]) -> LGCN:
+    torch.manual_seed(4)
+    model = LGCN(5, hidden).double()
+    model.norm.running_mean.uniform_(-1, 1)
+    model.norm.running_var.uniform_(0.5, 2)
+    return model.eval()
+
+
+@pytest.mark.parametrize('hidden', [(16, 8, 12), (6, ), (7, 3)])
+def test_lgcn_pivot_forward_equals_forward(hidden):
+    graph, model = pivot_graph(), pivot_model(hidden)
+    transform = PivotSubgraphs(k_at_hop=(5, 3), active_connection=3)
+    pivots = torch.tensor([7, 0, 59, 31, 12])
+    batch = transform.subgraphs(graph, pivots)
+    adj_t = to_sparse_adjacency(batch.edge_index, batch.edge_weight.double(),
+                                batch.num_nodes)
+    with torch.no_grad():
+        expected = model(batch.x, adj_t, batch.one_hop_index)
+        projected = model.project(graph.x, batch_size=7)
+        fast = model.pivot_forward(projected, batch.n_id,
+                                   pivots[batch.batch], adj_t,
+                                   batch.one_hop_index)
+        # The batch equals its parts.
+        parts = []
+        for pivot in pivots.view(-1, 1):
+            single = transform.subgraphs(graph, pivot)
+            parts.append(model.pivot_forward(
+                projected, single.n_id, pivot.expand(single.num_nodes),
+                to_sparse_adjacency(single.edge_index,
+                                    single.edge_weight.double(),
+                                    single.num_nodes), single.one_hop_index))
+    assert fast.shape == (5 * 5, 2)
+    torch.testing.assert_close(fast, expected, rtol=0, atol=1e-10)
+    torch.testing.assert_close(torch.cat(parts), fast, rtol=0, atol=1e-10)
+
+
+def test_lgcn_graph_conv_equals_the_layer():
+    generator = torch.Generator().manual_seed(5)
+    adj_t = to_sparse_adjacency(EDGE_INDEX, EDGE_WEIGHT, 3).double()
+    for in_channels, out_channels in ((4, 2), (2, 4)):  # both orders
+        torch.manual_seed(in_channels)
+        conv = GraphConv(in_channels, out_channels).double()
+        x = torch.randn(3, in_channels, generator=generator,
+                        dtype=torch.float64)
+        with torch.no_grad():
+            torch.testing.assert_close(graph_conv(conv, x, x, adj_t),
+                                       conv(x, adj_t))
+            # Bipartite: the rows of targets 2 and 0 over their sources.
+            rows, columns = adjacency_rows(adj_t, torch.tensor([2, 0]))
+            pair = (x[columns], x[[2, 0]])
+            torch.testing.assert_close(graph_conv(conv, *pair, rows),
+                                       conv(pair, rows))
+
+
+def test_lgcn_project_needs_eval_mode_and_graph_conv():
+    x = torch.randn(4, 3)
+    assert small_model().projectable
+    with pytest.raises(ValueError, match='training=True'):
+        small_model().train().project(x)
+    other = LGCN(3, hidden_channels=(4, 2), conv=LEConv).eval()
+    assert not other.projectable
+    with pytest.raises(ValueError, match="'LEConv', 'LEConv'"):
+        other.project(x)

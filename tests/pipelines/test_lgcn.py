@@ -46,6 +46,19 @@ def test_lgcn_pairs_are_pivot_then_knn_order():
     assert some.tolist() == [[4, 5], [4, 3]]
 
 
+@pytest.mark.parametrize('conv', ['GraphConv', 'LEConv'])
+def test_lgcn_linkage_equals_the_model_on_the_subgraphs(conv):
+    # GraphConv takes the projected shortcut, LEConv the subgraph features.
+    method = trained({'epochs': 2, 'batch_size': 2}, conv=conv)
+    assert method.model.projectable == (conv == 'GraphConv')
+    graph = chain_graph()
+    _, scores = method.linkage(graph)
+    batch = method.transform.subgraphs(graph, torch.arange(6))
+    with torch.no_grad():
+        expected = method._logits(batch).softmax(dim=1)[:, 1]
+    np.testing.assert_allclose(scores, expected.numpy(), rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize('max_size,expected', [
     (6, [0, 0, 0, 0, 0, 0]),  # round 0 links everything, regardless of score
     (1, [0, 1, 2, 3, 4, 5]),

@@ -29,6 +29,9 @@ def test_nearest_others_drops_the_node_by_id():
         [1, 2], [2, 0], [0, 1]]
     assert nearest_others(neighbor, torch.tensor([2, 2]), 1).tolist() == [
         [0], [0]]
+    # The usual rows, each node first, are sliced: the same values.
+    assert nearest_others(NEIGHBOR, torch.tensor([4, 0]), 2).tolist() == [
+        [5, 3], [1, 2]]
 
 
 def test_pivot_subgraph_of_one_pivot_by_hand():
@@ -65,6 +68,18 @@ def test_pivot_subgraphs_batch_is_shifted_and_equals_singles():
                 for key in KEYS}) for p in (0, 3)])
     for key in KEYS + ['batch', 'ptr']:
         assert torch.equal(batch[key], singles[key]), key
+
+
+def test_pivot_subgraphs_structure_is_subgraphs_without_features():
+    transform = PivotSubgraphs(k_at_hop=(2, 1), active_connection=1)
+    pivots = torch.tensor([3, 0, 5])
+    full = transform.subgraphs(chain_graph(), pivots)
+    structure = transform.structure(NEIGHBOR, pivots)
+    assert sorted(structure.keys()) == sorted(
+        set(full.keys()) - {'x', 'y'})
+    for key in set(structure.keys()) - {'num_nodes'}:
+        assert torch.equal(structure[key], full[key]), key
+    assert structure.num_nodes == full.num_nodes == 12
 
 
 def test_pivot_subgraphs_transform_covers_every_node_and_keeps_input():
