@@ -7,9 +7,10 @@ import logging
 import numpy as np
 from torch import Tensor
 
-from ltc_pyg.cluster.dynamic_threshold import Pool, dynamic_threshold_components
-from ltc_pyg.cluster.merge import (
+from ltc_pyg.graph.components import (
+    Pool,
     connected_components,
+    dynamic_threshold_components,
     relabel_by_first_appearance,
 )
 from ltc_pyg.graph.transforms import knn_to_edges
@@ -26,7 +27,7 @@ def cdp_link(neighbor: Tensor, similarity: Tensor, threshold: float,
     ``max_size`` the clusters are the connected components; with it,
     components larger than ``max_size`` are split by raising the threshold
     on their links step by step
-    (:func:`~ltc_pyg.cluster.dynamic_threshold_components`).
+    (:func:`~ltc_pyg.graph.components_components`).
 
     Args:
         neighbor (Tensor): ``[N, k]`` neighbour ids (itself first).

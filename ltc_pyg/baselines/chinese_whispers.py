@@ -7,7 +7,7 @@ import numpy as np
 from torch import Tensor
 from tqdm import tqdm
 
-from ltc_pyg.cluster.merge import relabel_by_first_appearance
+from ltc_pyg.graph.components import relabel_by_first_appearance
 from ltc_pyg.graph.transforms import knn_to_edges, symmetrize_max
 
 logger = logging.getLogger(__name__)

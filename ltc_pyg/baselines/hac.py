@@ -13,7 +13,7 @@ from sklearn.cluster import AgglomerativeClustering
 from torch import Tensor
 
 from ltc_pyg.baselines.knn_graph import knn_matrix
-from ltc_pyg.cluster.merge import connected_components
+from ltc_pyg.graph.components import connected_components
 from ltc_pyg.graph.transforms import knn_to_edges
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from torch import Tensor
 from torch_geometric.utils import softmax
 
 from ltc_pyg.cluster.map_equation import map_equation_clusters
-from ltc_pyg.cluster.merge import relabel_by_first_appearance
+from ltc_pyg.graph.components import relabel_by_first_appearance
 from ltc_pyg.graph.transforms import knn_to_edges
 
 logger = logging.getLogger(__name__)

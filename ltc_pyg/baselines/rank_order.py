@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ltc_pyg.cluster.merge import connected_components
+from ltc_pyg.graph.components import connected_components
 
 logger = logging.getLogger(__name__)
 

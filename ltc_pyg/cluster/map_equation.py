@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from ltc_pyg.cluster.merge import relabel_by_first_appearance
+from ltc_pyg.graph.components import relabel_by_first_appearance
 
 logger = logging.getLogger(__name__)
 

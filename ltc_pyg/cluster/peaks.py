@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ltc_pyg.cluster.merge import connected_components
+from ltc_pyg.graph.components import connected_components
 
 
 class Peaks(NamedTuple):

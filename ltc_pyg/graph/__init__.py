@@ -1,4 +1,10 @@
 r"""The kNN affinity graph: faiss search, PyG transforms, the dataset."""
+from ltc_pyg.graph.components import (
+    connected_components,
+    dynamic_threshold_components,
+    pool_pair_scores,
+    relabel_by_first_appearance,
+)
 from ltc_pyg.graph.dataset import FaceClusteringDataset, affinity_data
 from ltc_pyg.graph.edge_probability import (
     EDGE_FEATURES,
@@ -51,5 +57,7 @@ __all__ = [
     'EDGE_FEATURES', 'EarlyStop', 'NeighborEdgeProbability',
     'SharedNeighbors', 'default_temperature', 'early_stop', 'kept_links',
     'knn_edge_features', 'mean_knn_distance', 'neighbor_edge_probability',
-    'neighbor_probability', 'shared_neighbors',
+    'neighbor_probability', 'shared_neighbors', 'connected_components',
+    'relabel_by_first_appearance', 'pool_pair_scores',
+    'dynamic_threshold_components',
 ]

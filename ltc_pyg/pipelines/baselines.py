@@ -35,8 +35,9 @@ from ltc_pyg.baselines import (
     similarity_to_distance,
     spectral,
 )
-from ltc_pyg.cluster.merge import relabel_by_first_appearance, threshold_links
+from ltc_pyg.cluster.merge import threshold_links
 from ltc_pyg.cluster.threshold import graph_threshold
+from ltc_pyg.graph.components import relabel_by_first_appearance
 from ltc_pyg.graph.transforms import knn_to_edges
 from ltc_pyg.pipelines.methods import ClusteringMethod
 from ltc_pyg.pipelines.report import StageTimer

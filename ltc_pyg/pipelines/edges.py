@@ -30,16 +30,14 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from ltc_pyg.cluster.map_equation import map_equation_clusters
-from ltc_pyg.cluster.merge import (
-    merge_linked_clusters,
-    relabel_by_first_appearance,
-)
+from ltc_pyg.cluster.merge import merge_linked_clusters
 from ltc_pyg.distributed import (
     all_gather_rows,
     is_main_process,
     node_range,
     run_on_main,
 )
+from ltc_pyg.graph.components import relabel_by_first_appearance
 from ltc_pyg.graph.edge_probability import (
     EDGE_FEATURES,
     default_temperature,

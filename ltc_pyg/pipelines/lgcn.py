@@ -7,7 +7,7 @@ Every node is a pivot: its instance pivot subgraph
 :class:`~ltc_pyg.nn.models.LGCN`, which scores the linkage between the pivot
 and each of its one-hop nodes (the softmax probability of "linked"). The
 scores of a pair seen from both ends are averaged, and the pseudo-label
-propagation (:func:`~ltc_pyg.cluster.dynamic_threshold_components`) merges
+propagation (:func:`~ltc_pyg.graph.components_components`) merges
 linked nodes into clusters of at most ``max_size`` nodes, raising the score
 threshold by ``step`` for larger ones.
 
@@ -30,9 +30,11 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from tqdm.auto import tqdm
 
-from ltc_pyg.cluster.dynamic_threshold import dynamic_threshold_components
-from ltc_pyg.cluster.merge import relabel_by_first_appearance
 from ltc_pyg.config import check_ranges
+from ltc_pyg.graph.components import (
+    dynamic_threshold_components,
+    relabel_by_first_appearance,
+)
 from ltc_pyg.graph.transforms import to_sparse_adjacency
 from ltc_pyg.nn.conv import conv_by_name
 from ltc_pyg.nn.models.lgcn import LGCN, convert_original_lgcn

@@ -4,7 +4,7 @@ Affinity Graph" (`Yang et al., CVPR 2019 <https://arxiv.org/abs/1904.02749>`_).
 A *basic* setting ``(k, th, step, max_size, min_size)`` keeps the links of
 each node's top ``k`` whose similarity is :math:`\geq` ``th``, takes the
 connected components and splits every component above ``max_size`` by
-raising its threshold (:func:`~ltc_pyg.cluster.dynamic_threshold_components`);
+raising its threshold (:func:`~ltc_pyg.graph.components_components`);
 components of at least ``min_size`` nodes are proposals. An *iterative*
 setting then treats the basic components as super-vertices (mean feature,
 re-normalised), searches a kNN graph over them, proposes groups of
@@ -28,8 +28,10 @@ from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 from tqdm.auto import tqdm
 
-from ltc_pyg.cluster.dynamic_threshold import dynamic_threshold_components
-from ltc_pyg.cluster.merge import relabel_by_first_appearance
+from ltc_pyg.graph.components import (
+    dynamic_threshold_components,
+    relabel_by_first_appearance,
+)
 from ltc_pyg.graph.knn import KNNMethod, knn_search, l2_normalize
 
 logger = logging.getLogger(__name__)

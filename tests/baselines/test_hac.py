@@ -10,7 +10,7 @@ from ltc_pyg.baselines.hac import (
     fast_hac,
     similarity_to_distance,
 )
-from ltc_pyg.cluster.merge import relabel_by_first_appearance
+from ltc_pyg.graph.components import relabel_by_first_appearance
 from ltc_pyg.graph.knn import knn_search
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ltc_pyg.baselines.sklearn_wrappers import kmeans, mean_shift, spectral
-from ltc_pyg.cluster.merge import relabel_by_first_appearance
+from ltc_pyg.graph.components import relabel_by_first_appearance
 from ltc_pyg.graph.knn import knn_search
 
 # Two arcs of unit vectors at 0, 10, 20 and 90, 100, 110 degrees: inside an

@@ -2,11 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from ltc_pyg.cluster.merge import (
+from ltc_pyg.cluster.merge import merge_linked_clusters, threshold_links
+from ltc_pyg.graph.components import (
     connected_components,
-    merge_linked_clusters,
     relabel_by_first_appearance,
-    threshold_links,
 )
 
 

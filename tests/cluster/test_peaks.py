@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from ltc_pyg.cluster.merge import relabel_by_first_appearance
 from ltc_pyg.cluster.peaks import (
     confidence_to_peaks,
     peaks_to_edges,
     peaks_to_labels,
 )
 from ltc_pyg.data.io import read_knn
+from ltc_pyg.graph.components import relabel_by_first_appearance
 from ltc_pyg.graph.transforms import knn_to_tensors
 
 NEIGHBOR = torch.tensor([[0, 1, 2], [1, 0, 3], [2, 3, 0], [3, 2, 1]])

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from ltc_pyg.cluster.merge import relabel_by_first_appearance
+from ltc_pyg.graph.components import relabel_by_first_appearance
 from ltc_pyg.proposals.super_vertex import (
     IterativeSetting,
     Proposals,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ltc_pyg.cluster.dynamic_threshold import (
+from ltc_pyg.graph.components import (
     dynamic_threshold_components,
     pool_pair_scores,
 )
