@@ -59,13 +59,14 @@ from ltc_pyg.pipelines.training import (
 logger = logging.getLogger(__name__)
 
 
-def _walk(neighbor: Tensor, keep: Tensor, weight: Tensor, num_trials: int,
+def _walk(links: Tensor, weight: Tensor, keep: Tensor, num_trials: int,
           seed: int, unlinked_singletons: bool) -> np.ndarray:
-    r"""Directed Infomap on the kept kNN slots ``i -> neighbor[i, c]``."""
-    num_nodes = neighbor.size(0)
-    labels = map_equation_clusters(kept_links(neighbor, keep), weight[keep],
-                                   num_nodes, num_trials=num_trials,
-                                   seed=seed)
+    r"""Directed Infomap on the kept kNN slots: ``links`` ``[2, E]`` and
+    ``weight`` ``[E]`` from :func:`kept_links` of the ``[N, k]`` mask
+    ``keep``."""
+    num_nodes = keep.size(0)
+    labels = map_equation_clusters(links, weight, num_nodes,
+                                   num_trials=num_trials, seed=seed)
     if unlinked_singletons:
         labels[~keep.any(dim=1).numpy()] = -1
         labels = relabel_by_first_appearance(labels)
@@ -128,8 +129,9 @@ class FCESMethod(ClusteringMethod):
             nep = self._nep_cache[key]
         with timer('early stop + Infomap'):
             keep = early_stop(nep, params.threshold)
-            return _walk(graph.knn_neighbor, keep, nep, params.num_trials,
-                         self.seed, params.unlinked_singletons)
+            return _walk(kept_links(graph.knn_neighbor, keep), nep[keep],
+                         keep, params.num_trials, self.seed,
+                         params.unlinked_singletons)
 
 
 #: How ``learned-edges`` weighs a link for the walker.
@@ -335,17 +337,17 @@ class LearnedEdgesMethod(LearnedMethod):
         params, neighbor = self.params, graph.knn_neighbor
         keep = probability >= params.threshold
         keep[:, 0] = False
-        weight = (probability if params.link_weight == 'probability'
-                  else torch.logit(probability, eps=1e-6).clamp(min=1e-3))
+        links, kept = kept_links(neighbor, keep), probability[keep]
+        weight = (kept if params.link_weight == 'probability'
+                  else torch.logit(kept, eps=1e-6).clamp(min=1e-3))
         with timer('Infomap'):  # on rank 0 under torchrun, as the merge
             labels = run_on_main(lambda: _walk(
-                neighbor, keep, weight, params.num_trials, self.seed,
+                links, weight, keep, params.num_trials, self.seed,
                 params.unlinked_singletons))
         if params.merge_mass > 0:
             with timer('merge'):
                 labels = run_on_main(lambda: merge_linked_clusters(
-                    labels, kept_links(neighbor, keep), probability[keep],
-                    params.merge_mass))
+                    labels, links, kept, params.merge_mass))
         return labels
 
     def _upgrade_v1(self, state: dict[str, Any]) -> dict[str, Any]:
