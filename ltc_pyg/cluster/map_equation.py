@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from torch import Tensor
+from torch_geometric.utils import coalesce
 
 from ltc_pyg.graph.components import relabel_by_first_appearance
 
@@ -51,6 +52,29 @@ def _partition(model: Any) -> dict[int, int]:
         return model.get_modules()
 
 
+#: Links handed to Infomap per call (a ``[LINK_BLOCK, 3]`` float64 block).
+LINK_BLOCK = 1 << 20
+
+
+def _add_links(model: Any, edge_index: Tensor, edge_weight: Tensor | None,
+               num_nodes: int) -> None:
+    r"""Adds the nodes ``0..N-1`` and the weighted links to ``model``.
+
+    Through Infomap's bulk numpy path, in blocks of :data:`LINK_BLOCK`
+    ``(source, target, weight)`` rows: its ``edge_index`` adapter walks the
+    links one by one in Python (22 s against 5 s for 3.4M links, same
+    partition). Every node is added, linked or not, as that adapter does.
+    """
+    model.add_nodes(range(num_nodes))
+    for start in range(0, edge_index.size(1), LINK_BLOCK):
+        block = edge_index[:, start:start + LINK_BLOCK]
+        rows = np.empty((block.size(1), 3), dtype=np.float64)
+        rows[:, :2] = block.t().numpy()
+        rows[:, 2] = (1.0 if edge_weight is None
+                      else edge_weight[start:start + LINK_BLOCK].double().numpy())
+        model.add_links(rows)
+
+
 def map_equation_clusters(edge_index: Tensor, edge_weight: Tensor | None,
                           num_nodes: int, directed: bool = True,
                           markov_time: float = 1.0, num_trials: int = 1,
@@ -81,8 +105,9 @@ def map_equation_clusters(edge_index: Tensor, edge_weight: Tensor | None,
         edge_weight (Tensor, optional): ``[E]`` positive weights (all
             :math:`1` if omitted).
         num_nodes (int): :math:`N`; ids in ``edge_index`` are below it.
-        directed (bool, optional): Walk the links in their direction only.
-            (default: :obj:`True`)
+        directed (bool, optional): Walk the links in their direction only;
+            otherwise both ways, a pair linked both ways once, with the
+            larger of its weights. (default: :obj:`True`)
         markov_time (float, optional): Infomap's Markov time; above
             :math:`1` it favours fewer, larger modules. (default: ``1.0``)
         num_trials (int, optional): Independent Infomap runs; the partition
@@ -118,9 +143,11 @@ def map_equation_clusters(edge_index: Tensor, edge_weight: Tensor | None,
     model = Infomap(two_level=True, directed=directed, silent=True,
                     num_trials=num_trials, seed=seed + 1,
                     markov_time=markov_time)
-    weight = None if edge_weight is None else edge_weight.double().numpy()
-    model.add_edge_index(edge_index.numpy(), weight, num_nodes=num_nodes,
-                         directed=directed)
+    if not directed:  # one link per pair: the larger weight of the two
+        edge_index, edge_weight = coalesce(edge_index.sort(dim=0).values,
+                                           edge_weight, num_nodes,
+                                           reduce='max')
+    _add_links(model, edge_index, edge_weight, num_nodes)
     modules = _partition(model)
     labels = np.full(num_nodes, -1, dtype=np.int64)
     labels[np.fromiter(modules.keys(), dtype=np.int64, count=len(modules))

@@ -106,31 +106,41 @@ def shared_neighbors(neighbor: Tensor, probability: Tensor,
                          f'{tuple(probability.shape)})')
     if chunk_size is None:
         chunk_size = max(1, min(num_nodes, CHUNK_BYTES // (4 * num_nodes)))
-    neighbor = neighbor.long()
-    their_ids = neighbor.int()  # the [C, k, k] gathers move half the bytes
+    if chunk_size * num_nodes >= 2**31:
+        raise ValueError(f'chunk_size={chunk_size} x {num_nodes} nodes '
+                         f'overflows the int32 table index')
+    # int32 ids: the [C, k, k] gathers move half the bytes, and
+    # index_select takes them as they are.
+    ids = neighbor.int()
     probability = probability.float()
     nep = torch.empty(num_nodes, k)
     count = torch.empty(num_nodes, k, dtype=torch.long)
     reciprocal = torch.empty(num_nodes, k, dtype=torch.long)
     table = torch.zeros(chunk_size * num_nodes)  # [C, N], flat
-    position = torch.arange(k, dtype=torch.int32)
     for start in range(0, num_nodes, chunk_size):
         stop = min(num_nodes, start + chunk_size)
-        row_neighbor = neighbor[start:stop]                      # [C, k]
-        base = (torch.arange(stop - start) * num_nodes).view(-1, 1)
-        slots = (base + row_neighbor).view(-1)
+        rows = stop - start
+        row_neighbor = ids[start:stop].reshape(-1)               # [C k]
+        base = torch.arange(0, rows * num_nodes, num_nodes,
+                            dtype=torch.int32).view(-1, 1)
+        slots = (base + ids[start:stop]).view(-1)
         table[slots] = probability[start:stop].reshape(-1)
-        their_neighbor = their_ids[row_neighbor]                 # [C, k, k]
-        mine = table[(base.view(-1, 1, 1) + their_neighbor).view(-1)].view(
-            -1, k, k)                                            # P_im or 0
+        their_neighbor = ids.index_select(0, row_neighbor).view(rows, k, k)
+        mine = table.index_select(
+            0, (their_neighbor + base.view(-1, 1, 1)).view(-1)
+        ).view(rows, k, k)                                       # P_im or 0
         shared = mine > 0
-        theirs = probability[row_neighbor] * shared              # P_jm
+        theirs = probability.index_select(0, row_neighbor).view(
+            rows, k, k).masked_fill_(~shared, 0.0)               # P_jm
         nep[start:stop] = 0.5 * (mine.sum(dim=2) + theirs.sum(dim=2))
-        count[start:stop] = shared.sum(dim=2)
-        is_me = their_neighbor == torch.arange(
-            start, stop, dtype=torch.int32).view(-1, 1, 1)
-        reciprocal[start:stop] = torch.where(
-            is_me.any(dim=2), (is_me * position).sum(dim=2), k)
+        count[start:stop] = shared.sum(dim=2, dtype=torch.int32)
+        # The first column of j's row that holds i (argmax finds the first
+        # True, and 0 when there is none); column 0 is j itself.
+        me = torch.arange(start, stop, dtype=torch.int32).view(-1, 1)
+        first = (their_neighbor == me.view(-1, 1, 1)).view(
+            torch.uint8).argmax(dim=2)
+        first.masked_fill_((first == 0) & (ids[start:stop] != me), k)
+        reciprocal[start:stop] = first
         table[slots] = 0.0
     return SharedNeighbors(nep, count, reciprocal)
 

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from ltc_pyg.cluster import map_equation
 from ltc_pyg.cluster.map_equation import map_equation_clusters
+from ltc_pyg.graph.components import relabel_by_first_appearance
 
 # Two directed 3-cycles with strong links, joined by one weak link each way.
 EDGE_INDEX = torch.tensor([[0, 1, 2, 3, 4, 5, 2, 3],
@@ -25,6 +27,34 @@ def test_weights_decide_the_partition():
     # The same links with the bridge as strong as the cycles: one module.
     labels = map_equation_clusters(EDGE_INDEX, torch.ones(8), num_nodes=6)
     assert labels.tolist() == [0] * 6
+
+
+@pytest.mark.parametrize('directed', [True, False])
+def test_links_in_blocks_equal_infomaps_own_adapter(directed, monkeypatch):
+    # Infomap's edge_index adapter adds the links one by one (and, when
+    # undirected, one per pair with the larger weight); the package hands
+    # them over in numpy blocks: the partition must not change.
+    import faiss  # noqa: F401  (before infomap, see map_equation._partition)
+    from infomap import Infomap
+
+    gen = torch.Generator().manual_seed(0)
+    group = torch.arange(60) // 12
+    edge_index = torch.randint(0, 60, (2, 900), generator=gen)
+    same = group[edge_index[0]] == group[edge_index[1]]
+    edge_index = edge_index[:, (edge_index[0] != edge_index[1])
+                            & (same | (torch.rand(900, generator=gen) < 0.1))]
+    edge_weight = torch.rand(edge_index.size(1), generator=gen) + 0.1
+    model = Infomap(two_level=True, directed=directed, num_trials=1, seed=4)
+    model.add_edge_index(edge_index.numpy(), edge_weight.double().numpy(),
+                         num_nodes=62, directed=directed)
+    modules = model.run().modules()
+    expected = np.full(62, -1)
+    expected[list(modules.keys())] = list(modules.values())
+    monkeypatch.setattr(map_equation, 'LINK_BLOCK', 100)
+    labels = map_equation_clusters(edge_index, edge_weight, 62,
+                                   directed=directed, seed=3)
+    assert labels.max() >= 6  # the five groups at least, and the 2 loners
+    assert labels.tolist() == relabel_by_first_appearance(expected).tolist()
 
 
 def test_bad_input_is_named():
