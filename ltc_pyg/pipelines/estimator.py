@@ -38,6 +38,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from ltc_pyg.config import KNNConfig, from_dict, to_dict
+from ltc_pyg.metrics import evaluate_known
 from ltc_pyg.pipelines.checkpoint import save_checkpoint
 from ltc_pyg.pipelines.methods import (
     ClusteringMethod,
@@ -278,13 +279,24 @@ def threshold_sweep(graph: Data, method: ClusteringMethod,
                                       getattr(method.params, name))
     if progress_bar is None:
         progress_bar = graph.num_nodes >= 10_000
+    # Methods whose threshold only acts after their model (GCN-V, GCN-V+E)
+    # run the model once; the others cluster again at every value.
+    peaks = None
+    if hasattr(method, 'predict_peaks'):
+        unlabeled = copy.copy(graph)
+        del unlabeled.y
+        peaks = method.predict_peaks(unlabeled)
     metrics = []
     for value in tqdm(values, desc=f'{method.name} {name} sweep',
                       unit='value', disable=not progress_bar):
         variant = copy.copy(method)  # shares the trained model
         variant.params = dataclasses.replace(method.params,
                                              **{name: float(value)})
-        metrics.append(cluster(graph, variant).report['metrics'])
+        if peaks is None:
+            metrics.append(cluster(graph, variant).report['metrics'])
+        else:
+            metrics.append(evaluate_known(
+                graph.y.numpy(), variant.labels_from_peaks(peaks))[0])
         logger.info('%s=%.4f: pairwise F %.4f', name, value,
                     metrics[-1]['pairwise_fscore'])
     return {'param': name, 'values': [float(v) for v in values],

@@ -335,13 +335,18 @@ class GCNVMethod(LearnedMethod):
             return confidence_to_peaks(neighbor, similarity, confidence,
                                        self.params.max_conn)
 
+    def labels_from_peaks(self, peaks: Peaks) -> np.ndarray:
+        r"""Everything after :meth:`predict_peaks`: the components of the
+        links above the threshold (a threshold sweep computes the peaks
+        once and calls this per value)."""
+        return peaks_to_labels(peaks, self.link_threshold)
+
     def predict(self, graph: Data,
                 timer: StageTimer | None = None) -> np.ndarray:
         timer = timer or StageTimer()
         peaks = self.predict_peaks(graph, timer)
         with timer('merge'):  # on rank 0 under torchrun
-            return run_on_main(lambda: peaks_to_labels(
-                peaks, self.link_threshold))
+            return run_on_main(lambda: self.labels_from_peaks(peaks))
 
     def load_original_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.load_model(convert_original_gcn_v(state_dict),
@@ -456,7 +461,9 @@ class GCNVEMethod(LearnedMethod):
                 torch.cat(chosen_similarity))
         return peaks
 
-    predict = GCNVMethod.predict  # peaks, then links above tau
+    # Peaks, then links above tau.
+    labels_from_peaks = GCNVMethod.labels_from_peaks
+    predict = GCNVMethod.predict
 
     def load_original_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.require_base_checkpoint('gcn_e.pth', 'gcn_v.pth')

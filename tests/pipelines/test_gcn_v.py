@@ -1,3 +1,5 @@
+import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from ltc_pyg.data.io import (
 from ltc_pyg.data.synthetic import make_splits
 from ltc_pyg.pipelines.checkpoint import read_checkpoint
 from ltc_pyg.pipelines.cli import main
+from ltc_pyg.pipelines.estimator import threshold_sweep
 from ltc_pyg.pipelines.methods import build_method
 from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
 
@@ -79,6 +82,32 @@ def test_gcn_e_builds_on_gcn_v_and_saves_both(graph, tmp_path):
     with pytest.raises(ValueError, match="holds a 'gcn-v\\+e' model, not "
                        "'gcn-v'"):
         make_method('gcn-v', checkpoint=tmp_path / 've.pt')
+
+
+def test_sweeps_run_the_model_once_with_the_same_metrics(graph, tmp_path):
+    # GCN-V and GCN-V+E sweep their threshold on peaks computed once; each
+    # value must score as a full clustering at that value does.
+    train(graph, 'gcn-v', SMALL, out=tmp_path / 'v.pt')
+    gcn_v = make_method('gcn-v', checkpoint=tmp_path / 'v.pt')
+    gcn_e = train(graph, 'gcn-e', {
+        'gcn_v': SMALL, 'gcn_v_checkpoint': str(tmp_path / 'v.pt'),
+        'hidden_channels': 8, 'ignore_ratio': 0.5, 'train_ignore_ratio': 0.5,
+        'train': {'steps': 3, 'optimizer': 'adam', 'lr': 1e-3,
+                  'batch_size': 4}})
+    values = np.array([0.2, 0.6, 0.9])
+    for method in (gcn_v, gcn_e):
+        sweep = threshold_sweep(graph, method, values=values)
+        expected = [cluster(graph, _at(method, value)).report['metrics']
+                    for value in values]
+        assert sweep['metrics'] == expected
+        assert len({m['pairwise_fscore'] for m in expected}) > 1
+
+
+def _at(method, value):
+    variant = copy.copy(method)
+    variant.params = dataclasses.replace(
+        method.params, **{method.threshold_name: float(value)})
+    return variant
 
 
 @withPackage('torch_sparse')
