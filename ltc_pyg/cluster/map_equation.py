@@ -67,11 +67,11 @@ def _add_links(model: Any, edge_index: Tensor, edge_weight: Tensor | None,
     """
     model.add_nodes(range(num_nodes))
     for start in range(0, edge_index.size(1), LINK_BLOCK):
-        stop = start + LINK_BLOCK
-        rows = np.empty((edge_index[:, start:stop].size(1), 3))
-        rows[:, :2] = edge_index[:, start:stop].t().numpy()
-        rows[:, 2] = (1.0 if edge_weight is None
-                      else edge_weight[start:stop].double().numpy())
+        block = slice(start, start + LINK_BLOCK)
+        rows = np.ones((edge_index[:, block].size(1), 3))
+        rows[:, :2] = edge_index[:, block].t().numpy()
+        if edge_weight is not None:
+            rows[:, 2] = edge_weight[block].numpy()
         model.add_links(rows)
 
 

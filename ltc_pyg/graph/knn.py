@@ -49,9 +49,10 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     x = np.array(x, dtype=np.float32, copy=True)
     norm = np.empty(x.shape[0], dtype=np.float32)
     with np.errstate(over='ignore', under='ignore'):
-        for start in range(0, x.shape[0], 65536):  # no [N, D] temporary
-            norm[start:start + 65536] = np.linalg.norm(
-                x[start:start + 65536], axis=1)
+        block = 65536  # rows at a time: no [N, D] temporary
+        for start in range(0, x.shape[0], block):
+            norm[start:start + block] = np.linalg.norm(
+                x[start:start + block], axis=1)
     extreme = np.flatnonzero(~np.isfinite(norm) | (norm < 1e-15)
                              | (norm > 1e15))
     wide = x[extreme].astype(np.float64)

@@ -52,6 +52,7 @@ from ltc_pyg.pipelines.run import (
     knn_settings,
     make_method,
     train,
+    without_labels,
 )
 
 logger = logging.getLogger(__name__)
@@ -283,9 +284,7 @@ def threshold_sweep(graph: Data, method: ClusteringMethod,
     # run the model once; the others cluster again at every value.
     peaks = None
     if hasattr(method, 'predict_peaks'):
-        unlabeled = copy.copy(graph)
-        del unlabeled.y
-        peaks = method.predict_peaks(unlabeled)
+        peaks = method.predict_peaks(without_labels(graph))
     metrics = []
     for value in tqdm(values, desc=f'{method.name} {name} sweep',
                       unit='value', disable=not progress_bar):

@@ -181,6 +181,15 @@ def _graph_for(graph: Data, method: ClusteringMethod) -> Data:
     return graph
 
 
+def without_labels(graph: Data) -> Data:
+    r"""``graph`` without ``y``, for a method to predict on: new attribute
+    stores over the same tensors (no copy of the graph's data)."""
+    unlabeled = copy.copy(graph)
+    if 'y' in unlabeled:
+        del unlabeled.y
+    return unlabeled
+
+
 def cluster(graph: Data, method: ClusteringMethod,
             timer: StageTimer | None = None,
             knn: KNNConfig | None = None) -> ClusterResult:
@@ -200,9 +209,7 @@ def cluster(graph: Data, method: ClusteringMethod,
     timer = timer or StageTimer()
     labels_true = graph.y.numpy() if 'y' in graph else None
     graph = _graph_for(graph, method)
-    unlabeled = copy.copy(graph)  # new attribute stores, the same tensors
-    if 'y' in unlabeled:
-        del unlabeled.y
+    unlabeled = without_labels(graph)
     if method.shards_inference:
         labels = method.predict(unlabeled, timer)
     else:  # under torchrun: rank 0 alone, the labels broadcast
