@@ -243,38 +243,51 @@ def torch_exact_search(x: np.ndarray, k: int, device: str = 'cpu',
     return KNN(neighbor, similarity)
 
 
+# Lists scored against each list first, nearest centroids first: every row's
+# starting top-k (and the floor new candidates must beat). 8 lists leave ~190
+# candidates per node above the floor at 100K (601 with the own list alone).
+NEARBY_LISTS = 8
+
+
 def blocked_search(x: np.ndarray, k: int, num_lists: int | None = None,
                    num_probes: int = 64, device: str = 'cpu', seed: int = 0,
                    max_block_elements: int = 2**24,
                    progress_bar: bool = False) -> KNN:
     r"""Approximate cosine kNN *graph* of L2-normalised ``x`` (every node
     queries the same base): IVF turned list-major and symmetric, by blocks
-    of exact matrix products in torch.
+    of exact matrix products in torch, in one pass over the lists.
 
     1. Spherical k-means (faiss) on :math:`\min(N, 40 L)` sampled rows gives
        ``L`` centroids; every node probes its ``P`` most similar centroids
-       and is a member of the list of the first one.
-    2. For each list :math:`m`, its members :math:`M_m` and the nodes
+       and is a member of the list of the first one. Nodes are renumbered
+       list by list, so that a list's members are one slice of the rows.
+    2. Each list is scored against the members of its
+       :data:`NEARBY_LISTS` nearest lists (by centroid): every row's
+       starting top-``k``, whose ``k``-th similarity is the row's *floor*.
+    3. For each list :math:`m`, its members :math:`M_m` and the nodes
        :math:`Q_m` that probe it are scored with one product
-       :math:`\mathbf{X}_{Q_m} \mathbf{X}_{M_m}^\top` (members against
-       members for the list's own nodes). Scores above a row's running
-       ``k``-th similarity are merged into its top-``k``: for the prober
-       (as IVF does), and for the member as well when the prober's list is
-       not among the member's own probes (a similarity is symmetric, so the
-       pair is found when either node probes the other's list).
+       :math:`\mathbf{X}_{Q_m} \mathbf{X}_{M_m}^\top`. A score above a
+       row's floor is a candidate: for the prober (as IVF does), and for the
+       member as well when the member does not probe the prober's list (a
+       similarity is symmetric, so the pair is found when either node probes
+       the other's list). Candidates go to a per-row buffer of
+       :math:`3k` (:class:`_CandidateBuffer`); a full row keeps its best
+       ``k`` and raises its floor. The last step is one top-``k`` per row.
 
     Each node is scored exactly against the lists it probes, as in IVF (the
     same :math:`N P \frac{N}{L} D` multiply-adds), but a list's vectors are
     read once for all the nodes that probe it: matrix products instead of
-    memory-bound scans. With ``num_probes = num_lists`` the search is exact.
+    memory-bound scans, and each product serves both of its sides. With
+    ``num_probes = num_lists`` the search is exact.
 
-    Memory, in bytes per node: the features on ``device`` (:math:`4 D`);
-    while the list-major prober table is built, the probes, their flat copy,
-    the int64 sort order and the int32 table (:math:`20 P`); then the table
-    (:math:`4 P`) with the running and returned result (:math:`24 k`). The
-    peak is :math:`4 D + \max(20 P, 4 P + 24 k)`: 3.6 KB for D=256, P=128,
-    k=80 (2.1 GB at 584K, 6.3 GB at 1.74M), plus blocks of
-    ``max_block_elements`` floats (~0.3 GB) and the caller's features.
+    Memory, in bytes per node: the features and their list-major copy
+    (:math:`8 D`); while the probes are turned list-major, the int64 probes,
+    their sorted ``node * L + list`` keys and the sort order (:math:`24 P`);
+    then the keys and the int32 prober table (:math:`12 P`) with the
+    candidate buffer (:math:`24 k`) and the result (:math:`12 k`). The peak
+    is :math:`8 D + \max(24 P, 12 P + 36 k)`: 6.3 KB for D=256, P=128, k=80
+    (3.8 GB at 584K, 11 GB at 1.74M), plus blocks of ``max_block_elements``
+    floats (~0.3 GB).
 
     Args:
         x (np.ndarray): ``[N, D]`` unit rows.
@@ -299,121 +312,196 @@ def blocked_search(x: np.ndarray, k: int, num_lists: int | None = None,
     num_nodes = x.shape[0]
     num_lists = min(num_lists or default_num_lists(num_nodes), num_nodes)
     num_probes = min(num_probes, num_lists)
-    base = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device)
     centroids = torch.from_numpy(_spherical_kmeans(x, num_lists, seed)).to(
         device)
-    probes = np.empty((num_nodes, num_probes), dtype=np.int32)
-    floor = torch.empty(num_nodes, device=device)  # P-th probe similarity
+    features = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(
+        device)
+    probes = torch.empty((num_nodes, num_probes), dtype=torch.int64,
+                         device=device)
     rows = max(1, max_block_elements // num_lists)
     for start in range(0, num_nodes, rows):
-        top = (base[start:start + rows] @ centroids.T).topk(num_probes, dim=1)
-        probes[start:start + rows] = top.indices.cpu().numpy()
-        floor[start:start + rows] = top.values[:, -1]
-    home = torch.from_numpy(probes[:, 0].astype(np.int64)).to(device)
-    members, member_start = _list_major(probes[:, 0], num_lists)
-    probers, prober_start = _list_major(probes[:, 1:].ravel(), num_lists)
-    probers //= max(1, num_probes - 1)  # (node, probe) position -> node
+        probes[start:start + rows] = (
+            features[start:start + rows] @ centroids.T).topk(
+                num_probes, dim=1).indices
+    order = torch.argsort(probes[:, 0], stable=True)  # list-major numbering
+    base = features[order]
+    del features
+    probes = probes[order]
+    home = probes[:, 0]
+    list_start = _offsets(home, num_lists)
+    # (node, probed list) pairs as sorted keys node * L + list.
+    probe_keys = (torch.arange(num_nodes, device=device)[:, None] * num_lists
+                  + probes.sort(dim=1).values).view(-1)
+    probed = probes[:, 1:].reshape(-1)  # (node, probe) positions
     del probes
+    prober_start = _offsets(probed, num_lists)
+    probers = (torch.argsort(probed, stable=True)
+               // max(1, num_probes - 1)).to(torch.int32)
+    del probed
+    nearby = (centroids @ centroids.T).topk(min(NEARBY_LISTS, num_lists),
+                                            dim=1).indices
+    is_nearby = torch.zeros(num_lists, num_lists, dtype=torch.bool,
+                            device=device)
+    is_nearby[torch.arange(num_lists, device=device)[:, None], nearby] = True
 
-    neighbor = torch.full((num_nodes, k), -1, dtype=torch.int64,
-                          device=device)
-    similarity = torch.full((num_nodes, k), -torch.inf, device=device)
-    lists = [torch.from_numpy(members[member_start[i]:member_start[i + 1]]
-                              ).to(device, torch.int64)
-             for i in range(num_lists)]
-    for pool_ids in lists:  # each list's own first: the rows' k-th similarity
-        pool = base.index_select(0, pool_ids)
-        _merge_above(neighbor, similarity, pool_ids, pool_ids, pool @ pool.T)
+    def members(list_id: int) -> slice:
+        return slice(int(list_start[list_id]), int(list_start[list_id + 1]))
 
-    def blocks(side: str):  # -> (prober ids, member ids, members, scores)
-        for list_id in tqdm(range(num_lists), desc=f'kNN lists ({side})',
-                            unit='list', disable=not progress_bar):
-            pool_ids = lists[list_id]
-            pool = base.index_select(0, pool_ids)
-            list_probers = probers[prober_start[list_id]:
-                                   prober_start[list_id + 1]]
-            rows = max(1, max_block_elements // max(1, pool_ids.numel()))
-            for start in range(0, list_probers.size, rows):
-                row_ids = torch.from_numpy(list_probers[start:start + rows]
-                                           ).to(device, torch.int64)
-                yield (row_ids, pool_ids, pool,
-                       base.index_select(0, row_ids) @ pool.T)
+    buffer = _CandidateBuffer(num_nodes, k, device)
+    for list_id in tqdm(range(num_lists), desc='kNN lists (nearby)',
+                        unit='list', disable=not progress_bar):
+        own = members(list_id)
+        columns = torch.cat([torch.arange(members(other).start,
+                                          members(other).stop, device=device)
+                             for other in nearby[list_id].tolist()])
+        buffer.start(own, columns, base[own] @ base[columns].T)
 
-    for row_ids, pool_ids, _, scores in blocks('probers'):
-        _merge_above(neighbor, similarity, row_ids, pool_ids, scores)
-    # The same products again, now that every row's k-th similarity is
-    # nearly final: the members' side, for probers whose list they do not
-    # probe (those pairs were scored for the member already).
-    for row_ids, pool_ids, pool, scores in blocks('members'):
-        member, prober = _above(scores.T, similarity[pool_ids, -1])
-        to_centroids = pool @ centroids.T  # [W, L], tiny next to scores
-        unseen = (to_centroids[member, home[row_ids[prober]]]
-                  < floor[pool_ids[member]])
-        member, prober = member[unseen], prober[unseen]
-        _merge_entries(neighbor, similarity, pool_ids, member,
-                       row_ids[prober], scores[prober, member])
-    neighbor, similarity = neighbor.cpu().numpy(), similarity.cpu().numpy()
+    for list_id in tqdm(range(num_lists), desc='kNN lists (probers)',
+                        unit='list', disable=not progress_bar):
+        own = members(list_id)
+        if own.start == own.stop:
+            continue
+        list_probers = probers[prober_start[list_id]:
+                               prober_start[list_id + 1]]
+        rows = max(1, max_block_elements // (own.stop - own.start))
+        for start in range(0, list_probers.numel(), rows):
+            row_ids = list_probers[start:start + rows].to(torch.int64)
+            scores = base[row_ids] @ base[own].T
+            # One pass over the block: scores above either side's floor.
+            row, column = (scores > torch.minimum(
+                buffer.floor[row_ids, None], buffer.floor[own][None, :])
+            ).nonzero(as_tuple=True)
+            prober, member = row_ids[row], own.start + column
+            value = scores[row, column]
+            # The prober's side, unless the list was one of its nearby ones.
+            take = ~is_nearby[home[prober], list_id]
+            buffer.add(prober[take], member[take], value[take])
+            # The member's side, unless the member scores the prober's list
+            # itself (as a nearby list or a probe).
+            other_home = home[prober]
+            take = ~(is_nearby[list_id, other_home]
+                     | _contains(probe_keys, member * num_lists + other_home))
+            by_member = torch.argsort(member[take], stable=True)
+            buffer.add(member[take][by_member], prober[take][by_member],
+                       value[take][by_member])
+
+    neighbor, similarity = buffer.top_k()
+    original = torch.empty_like(order)
+    original[order] = torch.arange(num_nodes, device=device)
+    neighbor = torch.where(neighbor < 0, neighbor, order[neighbor.clamp(min=0)])
+    neighbor = neighbor[original].cpu().numpy()
+    similarity = similarity[original].cpu().numpy()
     similarity[neighbor < 0] = -1  # fewer than k candidates
     return KNN(*_put_self_first(neighbor, similarity, x,
                                 np.arange(num_nodes)))
 
 
-def _list_major(lists: np.ndarray, num_lists: int
-                ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Positions of ``lists`` grouped by list id (int32, stable), and the
-    ``[L + 1]`` offsets of each list's group."""
-    order = np.argsort(lists, kind='stable').astype(np.int32)
-    start = np.concatenate([[0], np.cumsum(np.bincount(
-        lists, minlength=num_lists))])
-    return order, start
-
-
-def _above(scores: torch.Tensor, floor: torch.Tensor
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Row and column indices (row-major) of the ``[R, W]`` scores above
-    their row's ``floor`` ``[R]``."""
-    return (scores > floor[:, None]).nonzero(as_tuple=True)
-
-
-def _merge_above(neighbor: torch.Tensor, similarity: torch.Tensor,
-                 rows: torch.Tensor, columns: torch.Tensor,
-                 scores: torch.Tensor) -> None:
-    r"""Merges the scores ``[R, W]`` of nodes ``rows`` ``[R]`` against nodes
-    ``columns`` ``[W]`` into the running top-``k``, in place."""
-    row, column = _above(scores, similarity[rows, -1])
-    _merge_entries(neighbor, similarity, rows, row, columns[column],
-                   scores[row, column])
-
-
-def _merge_entries(neighbor: torch.Tensor, similarity: torch.Tensor,
-                   rows: torch.Tensor, row: torch.Tensor, ids: torch.Tensor,
-                   values: torch.Tensor) -> None:
-    r"""Merges entries (``rows[row]``, ``ids``, ``values``), sorted by
-    ``row`` and new to their rows, into the running top-``k``
-    (``neighbor`` / ``similarity`` ``[N, k]``, sorted), in place."""
+def _offsets(group: torch.Tensor, num_groups: int) -> torch.Tensor:
+    r"""``[G + 1]`` start offsets of each group id's run once ``group`` is
+    sorted (a CSR pointer)."""
     import torch
 
-    if row.numel() == 0:
-        return
-    touched, counts = torch.unique_consecutive(row, return_counts=True)
+    counts = torch.bincount(group, minlength=num_groups)
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+
+def _contains(sorted_keys: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    r"""Whether each of ``keys`` is in the ascending ``sorted_keys``."""
+    import torch
+
+    position = torch.searchsorted(sorted_keys, keys).clamp(
+        max=sorted_keys.numel() - 1)
+    return sorted_keys[position] == keys
+
+
+class _CandidateBuffer:
+    r"""Per-row candidate lists for a top-``k`` search, without a merge per
+    block: ``[N, 3k]`` ids and similarities, a fill count and a floor per
+    row. Candidates at or below their row's floor are dropped; a row that
+    fills up keeps its best ``k`` and its ``k``-th similarity becomes the
+    floor. Every candidate of a row must be new to it (no duplicates)."""
+
+    def __init__(self, num_nodes: int, k: int, device: str) -> None:
+        import torch
+
+        self.k, self.capacity = k, 3 * k
+        self.ids = torch.full((num_nodes, self.capacity), -1,
+                              dtype=torch.int32, device=device)
+        self.values = torch.full((num_nodes, self.capacity), -torch.inf,
+                                 device=device)
+        self.fill = torch.zeros(num_nodes, dtype=torch.int64, device=device)
+        self.floor = torch.full((num_nodes,), -torch.inf, device=device)
+
+    def start(self, rows: slice, columns: torch.Tensor,
+              scores: torch.Tensor) -> None:
+        r"""Sets the rows' first candidates: the top-``k`` of their
+        ``[R, W]`` scores against ``columns``, and the floors."""
+        top = scores.topk(min(self.k, columns.numel()), dim=1)
+        width = top.indices.shape[1]
+        self.ids[rows, :width] = columns[top.indices].to(self.ids.dtype)
+        self.values[rows, :width] = top.values
+        self.fill[rows] = width
+        if width == self.k:
+            self.floor[rows] = top.values[:, -1]
+
+    def add(self, rows: torch.Tensor, ids: torch.Tensor,
+            values: torch.Tensor) -> None:
+        r"""Adds candidates (``rows``, ``ids``, ``values``), ``[E]`` each,
+        with equal rows next to each other."""
+        import torch
+
+        keep = values > self.floor[rows]
+        rows, ids, values = rows[keep], ids[keep], values[keep]
+        if rows.numel() == 0:
+            return
+        touched, counts = torch.unique_consecutive(rows, return_counts=True)
+        full = self.fill[touched] + counts > self.capacity
+        if full.any():
+            self._keep_best(touched[full])
+            keep = values > self.floor[rows]
+            rows, ids, values = rows[keep], ids[keep], values[keep]
+            touched, counts = torch.unique_consecutive(rows,
+                                                       return_counts=True)
+            room = self.capacity - self.fill[touched]
+            if (counts > room).any():  # room >= 2k: the best `room` suffice
+                order = torch.argsort(values, descending=True)
+                order = order[torch.argsort(rows[order], stable=True)]
+                rows, ids, values = rows[order], ids[order], values[order]
+                keep = _rank_in_run(counts) < room.repeat_interleave(counts)
+                rows, ids, values = rows[keep], ids[keep], values[keep]
+                touched, counts = torch.unique_consecutive(
+                    rows, return_counts=True)
+        slot = self.fill[rows] + _rank_in_run(counts)
+        self.ids[rows, slot] = ids.to(self.ids.dtype)
+        self.values[rows, slot] = values
+        self.fill[touched] += counts
+
+    def _keep_best(self, rows: torch.Tensor) -> None:
+        top = self.values[rows].topk(self.k, dim=1)
+        self.ids[rows, :self.k] = self.ids[rows].gather(1, top.indices)
+        self.values[rows, :self.k] = top.values
+        self.values[rows, self.k:] = -float('inf')
+        self.ids[rows, self.k:] = -1
+        self.fill[rows] = self.k
+        self.floor[rows] = top.values[:, -1]
+
+    def top_k(self) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Each row's ``k`` best candidates: int64 ids (``-1`` where a row
+        has fewer) and similarities, ``[N, k]`` each, best first."""
+        import torch
+
+        top = self.values.topk(self.k, dim=1)
+        return (self.ids.gather(1, top.indices).to(torch.int64), top.values)
+
+
+def _rank_in_run(counts: torch.Tensor) -> torch.Tensor:
+    r"""Position of each element within its run, for runs of ``counts``
+    consecutive elements: ``[0, 1, .., c_0 - 1, 0, 1, ..]``."""
+    import torch
+
     first = torch.cumsum(counts, 0) - counts
-    slot = (torch.arange(row.numel(), device=row.device)
+    return (torch.arange(int(counts.sum()), device=counts.device)
             - torch.repeat_interleave(first, counts))
-    width = int(counts.max())
-    local = torch.repeat_interleave(torch.arange(touched.numel(),
-                                                 device=row.device), counts)
-    new_values = torch.full((touched.numel(), width), -torch.inf,
-                            device=values.device)
-    new_ids = torch.full((touched.numel(), width), -1, dtype=torch.int64,
-                         device=ids.device)
-    new_values[local, slot] = values
-    new_ids[local, slot] = ids
-    nodes = rows[touched]
-    top = torch.cat([similarity[nodes], new_values], dim=1).topk(
-        similarity.shape[1], dim=1)
-    neighbor[nodes] = torch.cat([neighbor[nodes], new_ids], dim=1).gather(
-        1, top.indices)
-    similarity[nodes] = top.values
 
 
 def _spherical_kmeans(x: np.ndarray, num_lists: int, seed: int) -> np.ndarray:

@@ -114,16 +114,21 @@ def test_blocked_search_recall_on_clustered_set(num_probes, bound):
 
 
 def test_blocked_search_pads_rows_with_fewer_candidates():
-    # One probe of 3 lists of 2 rows: at most 2 candidates per row... plus
-    # the members' side; k=4 leaves gaps, filled with the node itself.
-    x = np.array([[1, 0], [.9, .1], [0, 1], [.1, .9], [-1, 0], [-.9, -.1]],
-                 np.float32)
+    # 20 points on a circle, one per list, one probe: each row sees its 8
+    # nearby lists only (itself and its 7 nearest), so k=10 leaves two gaps,
+    # filled with the node itself.
+    angle = 2 * np.pi * np.arange(20) / 20
+    x = np.stack([np.cos(angle), np.sin(angle)], axis=1).astype(np.float32)
     with pytest.warns(UserWarning, match='fewer than k results'):
-        knn = knn_search(x, k=4, method='blocked', num_lists=3,
+        knn = knn_search(x, k=10, method='blocked', num_lists=20,
                          num_probes=1)
-    assert knn.neighbor[:, 0].tolist() == list(range(6))
-    assert knn.neighbor[0, 1] == 1 and knn.neighbor[4, 1] == 5
-    assert (knn.similarity[:, 2:] == -1).all()
+    exact = knn_search(x, k=7)  # the 8th is a tie of two
+    assert knn.neighbor[:, 0].tolist() == list(range(20))
+    assert (np.sort(knn.neighbor[:, 1:7], axis=1)
+            == np.sort(exact.neighbor[:, 1:7], axis=1)).all()
+    assert np.allclose(knn.similarity[:, 7], np.cos(4 * 2 * np.pi / 20))
+    assert (knn.neighbor[:, 8:] == np.arange(20)[:, None]).all()
+    assert (knn.similarity[:, 8:] == -1).all()
 
 
 def test_blocked_search_rejects_bad_sizes():
