@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from ltc_pyg.graph.knn import KNN_METHODS
+from ltc_pyg.graph.knn import KNN_METHODS, KNNMethod
 
 T = TypeVar('T')
 
@@ -34,18 +34,22 @@ class KNNConfig:
     Args:
         k (int): Row length, the node itself included (as in
             ``faiss_k_<k>.npz``). (default: ``80``)
-        method (str): ``'flat'`` (exact), ``'ivf'``, ``'hnsw'`` or
-            ``'blocked'`` (see :func:`~ltc_pyg.graph.knn.blocked_search`).
+        method (str): ``'auto'`` (exact up to 200K nodes, ``'blocked'``
+            above: :func:`~ltc_pyg.graph.knn.resolve_knn_method`), ``'flat'``
+            (exact), ``'ivf'``, ``'hnsw'`` or ``'blocked'`` (see
+            :func:`~ltc_pyg.graph.knn.blocked_search`).
+            (default: ``'auto'``)
         num_lists (int, optional): IVF / blocked lists (:math:`4\sqrt{N}` if
             omitted).
-        num_probes (int): IVF / blocked lists visited per query.
+        num_probes (int, optional): IVF / blocked lists visited per query
+            (64 for IVF, 128 for blocked if omitted).
         ef_search (int): HNSW search breadth.
         hnsw_m (int): HNSW links per node.
     """
     k: int = 80
-    method: Literal['flat', 'ivf', 'hnsw', 'blocked'] = 'flat'
+    method: KNNMethod = 'auto'
     num_lists: int | None = None
-    num_probes: int = 64
+    num_probes: int | None = None
     ef_search: int = 256
     hnsw_m: int = 32
 

@@ -30,6 +30,7 @@ from ltc_pyg.distributed import (
 )
 from ltc_pyg.graph.knn import (
     DEFAULT_CHUNK_SIZE,
+    DEFAULT_NUM_PROBES,
     KNNMethod,
     _build_index,
     _put_self_first,
@@ -67,7 +68,7 @@ def merge_candidates(neighbor: np.ndarray, similarity: np.ndarray, k: int
 
 def sharded_knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
                        device: str = 'cpu', num_lists: int | None = None,
-                       num_probes: int = 64, hnsw_m: int = 32,
+                       num_probes: int | None = None, hnsw_m: int = 32,
                        ef_search: int = 256, ef_construction: int = 80,
                        chunk_size: int = DEFAULT_CHUNK_SIZE,
                        normalize: bool = True, seed: int = 0,
@@ -78,7 +79,8 @@ def sharded_knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
     Every rank passes the same ``x`` and gets the whole result. The
     arguments are those of :func:`~ltc_pyg.graph.knn.knn_search`; an IVF
     shard gets ``num_lists`` (default :math:`4\sqrt{N_r}`) lists of its
-    own.
+    own. Over several ranks ``'auto'`` is exact search (``'flat'``): the
+    blocked search is not sharded.
 
     Returns:
         KNN: ``neighbor`` int64 and ``similarity`` float32, ``[N, k]``.
@@ -91,6 +93,7 @@ def sharded_knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
         return knn_search(x, k, method, device=device, chunk_size=chunk_size,
                           normalize=normalize, seed=seed,
                           progress_bar=progress_bar, **index_sizes)
+    method = 'flat' if method == 'auto' else method
     if method not in SHARDED_METHODS:
         raise ValueError(f"kNN method '{method}' is not sharded over "
                          f'torchrun ranks; use one of {SHARDED_METHODS} '
@@ -98,6 +101,7 @@ def sharded_knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
     check_features(x)
     check_k(k, x.shape[0])
     check_search_params(**index_sizes)
+    num_probes = num_probes or DEFAULT_NUM_PROBES.get(method, 1)
     num_nodes = x.shape[0]
     if num_nodes < world_size:
         raise ValueError(f'{num_nodes} nodes cannot be split over '

@@ -60,7 +60,12 @@ from ltc_pyg.distributed import (
     init_from_env,
     is_main_process,
 )
-from ltc_pyg.graph.knn import KNN_METHODS, knn_metadata, l2_normalize
+from ltc_pyg.graph.knn import (
+    KNN_METHODS,
+    knn_metadata,
+    l2_normalize,
+    resolve_knn_method,
+)
 from ltc_pyg.graph.sharded_knn import sharded_knn_search
 from ltc_pyg.metrics import evaluate_known
 from ltc_pyg.pipelines.estimator import threshold_sweep
@@ -126,11 +131,12 @@ def _add_knn_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--k', type=int, help='neighbours per node, itself '
                        'included (default: 80, or the config\'s knn.k)')
     group.add_argument('--knn-method', choices=KNN_METHODS,
-                       help='kNN search: exact flat, or approximate '
-                       'ivf/hnsw/blocked (default: flat)')
+                       help='kNN search: exact flat, approximate '
+                       'ivf/hnsw/blocked, or auto = flat up to 200K nodes '
+                       'and blocked above (default: auto)')
     group.add_argument('--num-probes', type=int, help='lists probed per '
-                       'node by the ivf / blocked search (default: 64, or '
-                       'the config\'s knn.num_probes)')
+                       'node by the ivf / blocked search (default: 64 / '
+                       '128, or the config\'s knn.num_probes)')
     group.add_argument('--knn-cache', type=Path, help='cache the searched kNN '
                        'here; reused only for the same features, k and '
                        'method')
@@ -189,14 +195,15 @@ def make_parser() -> argparse.ArgumentParser:
     knn.add_argument('--k', type=int, required=True,
                      help='neighbours per node, itself included')
     knn.add_argument('--knn-method', '--method', dest='knn_method',
-                     choices=KNN_METHODS, default='flat',
+                     choices=KNN_METHODS, default='auto',
                      help='flat = exact; ivf / hnsw / blocked = approximate '
                      'and fast; blocked is the kNN graph by blocks of '
-                     'matrix products (default: flat; --method is the older '
+                     'matrix products; auto = flat up to 200K nodes and '
+                     'blocked above (default: auto; --method is the older '
                      'name)')
-    knn.add_argument('--num-probes', type=int, default=64,
+    knn.add_argument('--num-probes', type=int,
                      help='IVF / blocked lists searched per query '
-                     '(default: 64)')
+                     '(default: 64 / 128)')
     knn.add_argument('--ef-search', type=int, default=256,
                      help='HNSW search breadth (default: 256)')
     knn.add_argument('--device', default='cpu', help="'cpu' or 'cuda' "
@@ -414,7 +421,7 @@ def _read_inputs(args: argparse.Namespace, timer: StageTimer,
 def _knn(args: argparse.Namespace) -> None:
     for flag, value in (('--k', args.k), ('--num-probes', args.num_probes),
                         ('--ef-search', args.ef_search)):
-        if value < 1:
+        if value is not None and value < 1:
             raise UserError(f'{flag} must be at least 1 (got {value})')
     _check_device(args.device, '--device')
     device = init_from_env(args.device)
@@ -427,7 +434,8 @@ def _knn(args: argparse.Namespace) -> None:
             return
         with out.stage('--out') as path:
             # The metadata of a kNN cache: build_graph reuses the file.
-            write_knn(path, knn, **knn_metadata(x, args.k, args.knn_method))
+            write_knn(path, knn, **knn_metadata(
+                x, args.k, resolve_knn_method(args.knn_method, x.shape[0])))
         out.commit()
     logger.info('Wrote %s: %d x %d neighbours', args.out, *knn.neighbor.shape)
 

@@ -219,7 +219,7 @@ def test_conflicting_checkpoint_k_is_an_error(data, capsys):
                  str(root / 'p.meta')])
     err = capsys.readouterr().err
     assert code == 2
-    assert "trained on a kNN graph with k=6, method='flat'; k=10 " \
+    assert "trained on a kNN graph with k=6, method='auto'; k=10 " \
         'conflicts' in err
     # Another search of the same k is allowed: an approximate graph.
     report = root / 'r.json'

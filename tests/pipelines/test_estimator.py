@@ -138,7 +138,7 @@ def test_learned_method_fit_save_and_reload(tmp_path, registered):
                              checkpoint=tmp_path / 'linker.ckpt', knn=KNN)
     assert override.fit_predict(X).tolist() == [0, 0, 1, 2, 2, 3]
     with pytest.raises(ValueError, match=r"trained on a kNN graph with k=3, "
-                       r"method='flat'; k=5 conflicts"):
+                       r"method='auto'; k=5 conflicts"):
         FaceClusterer('linker', checkpoint=tmp_path / 'linker.ckpt',
                       knn={'k': 5}).fit(X)
     # A graph with longer rows is cut to the trained k; shorter ones fail.
