@@ -16,13 +16,18 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 
-from ltc_pyg.graph.knn import KNN_METHODS, KNNMethod
+from ltc_pyg.graph.knn import (
+    DEFAULT_NUM_PROBES,
+    KNN_METHODS,
+    KNNMethod,
+    resolve_knn_method,
+)
 
 T = TypeVar('T')
 
@@ -64,6 +69,14 @@ class KNNConfig:
             if value is not None and value < 1:
                 raise ValueError(f'knn.{name} must be at least 1 (got '
                                  f'{value})')
+
+    def searched(self, num_nodes: int) -> KNNConfig:
+        r"""These settings as the search of ``num_nodes`` nodes runs them
+        in one process: ``'auto'`` replaced by the method it chooses and
+        ``num_probes`` by that method's default when omitted."""
+        method = resolve_knn_method(self.method, num_nodes)
+        return replace(self, method=method, num_probes=(
+            self.num_probes or DEFAULT_NUM_PROBES.get(method)))
 
     def search_kwargs(self) -> dict[str, Any]:
         r"""The arguments of :func:`~ltc_pyg.graph.knn.knn_search` besides

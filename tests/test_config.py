@@ -45,6 +45,14 @@ def test_knn_config_checks():
         from_dict(KNNConfig, {'method': 'lsh'})
 
 
+def test_knn_config_as_searched():
+    assert KNNConfig().searched(200_000) == KNNConfig(method='flat')
+    assert KNNConfig().searched(200_001) == KNNConfig(method='blocked',
+                                                      num_probes=128)
+    assert KNNConfig(method='ivf').searched(10).num_probes == 64
+    assert KNNConfig(method='ivf', num_probes=7).searched(10).num_probes == 7
+
+
 def test_load_config(tmp_path):
     path = tmp_path / 'run.yaml'
     path.write_text('method: knn-threshold\nseed: 3\n'

@@ -204,7 +204,8 @@ def cluster(graph: Data, method: ClusteringMethod,
         method (ClusteringMethod): A built (and, if learned, trained) method.
         timer (StageTimer, optional): Holds earlier stages (reading, kNN) to
             include in the report.
-        knn (KNNConfig, optional): Recorded in the report.
+        knn (KNNConfig, optional): Recorded in the report, as searched
+            (:meth:`~ltc_pyg.config.KNNConfig.searched`).
     """
     timer = timer or StageTimer()
     labels_true = graph.y.numpy() if 'y' in graph else None
@@ -223,7 +224,7 @@ def cluster(graph: Data, method: ClusteringMethod,
         with timer('evaluate'):
             metrics, num_unknown = evaluate_known(labels_true, labels)
     report = {'method': method.name, 'params': method.describe(),
-              'knn': to_dict(knn) if knn else None,
+              'knn': to_dict(knn.searched(graph.num_nodes)) if knn else None,
               'knn_k': int(graph.knn_neighbor.size(1)),
               'num_nodes': int(graph.num_nodes),
               'num_clusters': int(np.unique(labels).size), 'metrics': metrics,

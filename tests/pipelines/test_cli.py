@@ -228,6 +228,7 @@ def test_conflicting_checkpoint_k_is_an_error(data, capsys):
                  str(root / 'p.meta'), '--report', str(report)]) == 0
     written = json.loads(report.read_text())
     assert written['knn']['method'] == 'blocked'
+    assert written['knn']['num_probes'] == 128  # blocked's default
     assert written['knn']['k'] == 6
 
 
