@@ -70,11 +70,12 @@ class KNNConfig:
                 raise ValueError(f'knn.{name} must be at least 1 (got '
                                  f'{value})')
 
-    def searched(self, num_nodes: int) -> KNNConfig:
-        r"""These settings as the search of ``num_nodes`` nodes runs them
-        in one process: ``'auto'`` replaced by the method it chooses and
-        ``num_probes`` by that method's default when omitted."""
-        method = resolve_knn_method(self.method, num_nodes)
+    def searched(self, num_nodes: int, num_processes: int = 1
+                 ) -> KNNConfig:
+        r"""These settings as the search of ``num_nodes`` nodes over
+        ``num_processes`` runs them: ``'auto'`` replaced by the method it
+        chooses and ``num_probes`` by that method's default when omitted."""
+        method = resolve_knn_method(self.method, num_nodes, num_processes)
         return replace(self, method=method, num_probes=(
             self.num_probes or DEFAULT_NUM_PROBES.get(method)))
 

@@ -121,13 +121,17 @@ def _build_index(x: np.ndarray, method: str, device: str, num_lists: int | None,
     return index
 
 
-def resolve_knn_method(method: str, num_nodes: int) -> str:
+def resolve_knn_method(method: str, num_nodes: int,
+                       num_processes: int = 1) -> str:
     r"""The search that ``method`` means for ``num_nodes`` nodes:
     ``'auto'`` is ``'flat'`` (exact) up to :data:`AUTO_EXACT_MAX_NODES`
-    nodes and ``'blocked'`` above; any other method is itself."""
+    nodes and ``'blocked'`` above, and ``'flat'`` when sharded over
+    ``num_processes > 1`` (the blocked search is not sharded); any other
+    method is itself."""
     if method != 'auto':
         return method
-    return 'flat' if num_nodes <= AUTO_EXACT_MAX_NODES else 'blocked'
+    exact = num_nodes <= AUTO_EXACT_MAX_NODES or num_processes > 1
+    return 'flat' if exact else 'blocked'
 
 
 def check_search_params(**values: int | None) -> None:

@@ -37,6 +37,7 @@ from ltc_pyg.graph.knn import (
     check_search_params,
     knn_search,
     l2_normalize,
+    resolve_knn_method,
 )
 
 #: The faiss searches that run on a shard of the base.
@@ -93,7 +94,7 @@ def sharded_knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
         return knn_search(x, k, method, device=device, chunk_size=chunk_size,
                           normalize=normalize, seed=seed,
                           progress_bar=progress_bar, **index_sizes)
-    method = 'flat' if method == 'auto' else method
+    method = resolve_knn_method(method, x.shape[0], world_size)
     if method not in SHARDED_METHODS:
         raise ValueError(f"kNN method '{method}' is not sharded over "
                          f'torchrun ranks; use one of {SHARDED_METHODS} '

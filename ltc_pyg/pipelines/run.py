@@ -224,7 +224,8 @@ def cluster(graph: Data, method: ClusteringMethod,
         with timer('evaluate'):
             metrics, num_unknown = evaluate_known(labels_true, labels)
     report = {'method': method.name, 'params': method.describe(),
-              'knn': to_dict(knn.searched(graph.num_nodes)) if knn else None,
+              'knn': (to_dict(knn.searched(graph.num_nodes, get_world_size()))
+                      if knn else None),
               'knn_k': int(graph.knn_neighbor.size(1)),
               'num_nodes': int(graph.num_nodes),
               'num_clusters': int(np.unique(labels).size), 'metrics': metrics,

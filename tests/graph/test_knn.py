@@ -193,6 +193,7 @@ def test_auto_is_exact_up_to_200k_nodes_and_blocked_above():
     assert resolve_knn_method('auto', 200_000) == 'flat'
     assert resolve_knn_method('auto', 200_001) == 'blocked'
     assert resolve_knn_method('ivf', 10**7) == 'ivf'
+    assert resolve_knn_method('auto', 10**7, num_processes=2) == 'flat'
     x = clustered(500)
     exact = knn_search(x, k=8)
     auto = knn_search(x, k=8, method='auto')
