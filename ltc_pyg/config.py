@@ -23,9 +23,9 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from ltc_pyg.graph.knn import (
-    DEFAULT_NUM_PROBES,
     KNN_METHODS,
     KNNMethod,
+    default_num_probes,
     resolve_knn_method,
 )
 
@@ -76,8 +76,8 @@ class KNNConfig:
         ``num_processes`` runs them: ``'auto'`` replaced by the method it
         chooses and ``num_probes`` by that method's default when omitted."""
         method = resolve_knn_method(self.method, num_nodes, num_processes)
-        return replace(self, method=method, num_probes=(
-            self.num_probes or DEFAULT_NUM_PROBES.get(method)))
+        return replace(self, method=method, num_probes=default_num_probes(
+            method, self.num_probes))
 
     def search_kwargs(self) -> dict[str, Any]:
         r"""The arguments of :func:`~ltc_pyg.graph.knn.knn_search` besides

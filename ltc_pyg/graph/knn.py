@@ -134,6 +134,12 @@ def resolve_knn_method(method: str, num_nodes: int,
     return 'flat' if exact else 'blocked'
 
 
+def default_num_probes(method: str, num_probes: int | None) -> int | None:
+    r"""``num_probes``, or ``method``'s :data:`DEFAULT_NUM_PROBES` when it
+    is ``None`` (still ``None`` for a method without probes)."""
+    return num_probes or DEFAULT_NUM_PROBES.get(method)
+
+
 def check_search_params(**values: int | None) -> None:
     r"""Checks that the given faiss index sizes (``num_lists``,
     ``num_probes``, ``hnsw_m``, ``ef_search``, ...) are at least 1; ``None``
@@ -192,7 +198,7 @@ def knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
                         hnsw_m=hnsw_m, ef_search=ef_search,
                         ef_construction=ef_construction)
     method = resolve_knn_method(method, num_nodes)
-    num_probes = num_probes or DEFAULT_NUM_PROBES.get(method, 1)
+    num_probes = default_num_probes(method, num_probes)
     x = l2_normalize(x) if normalize else np.ascontiguousarray(x, np.float32)
     if progress_bar is None:
         progress_bar = num_nodes > 50_000
@@ -408,9 +414,9 @@ def blocked_search(x: np.ndarray, k: int, num_lists: int | None = None,
             other_home = home[prober]
             take = ~(is_nearby[list_id, other_home]
                      | _contains(probe_keys, member * num_lists + other_home))
-            by_member = torch.argsort(member[take], stable=True)
-            buffer.add(member[take][by_member], prober[take][by_member],
-                       value[take][by_member])
+            member, prober, value = member[take], prober[take], value[take]
+            by_member = torch.argsort(member, stable=True)
+            buffer.add(member[by_member], prober[by_member], value[by_member])
 
     neighbor, similarity = buffer.top_k()
     original = torch.empty_like(order)

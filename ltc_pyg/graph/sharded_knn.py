@@ -30,11 +30,11 @@ from ltc_pyg.distributed import (
 )
 from ltc_pyg.graph.knn import (
     DEFAULT_CHUNK_SIZE,
-    DEFAULT_NUM_PROBES,
     KNNMethod,
     _build_index,
     _put_self_first,
     check_search_params,
+    default_num_probes,
     knn_search,
     l2_normalize,
     resolve_knn_method,
@@ -102,7 +102,7 @@ def sharded_knn_search(x: np.ndarray, k: int, method: KNNMethod = 'flat',
     check_features(x)
     check_k(k, x.shape[0])
     check_search_params(**index_sizes)
-    num_probes = num_probes or DEFAULT_NUM_PROBES.get(method, 1)
+    num_probes = default_num_probes(method, num_probes)
     num_nodes = x.shape[0]
     if num_nodes < world_size:
         raise ValueError(f'{num_nodes} nodes cannot be split over '

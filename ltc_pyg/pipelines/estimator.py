@@ -51,8 +51,8 @@ from ltc_pyg.pipelines.run import (
     cluster,
     knn_settings,
     make_method,
+    prediction_graph,
     train,
-    without_labels,
 )
 
 logger = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ def threshold_sweep(graph: Data, method: ClusteringMethod,
     # run the model once; the others cluster again at every value.
     peaks = None
     if hasattr(method, 'predict_peaks'):
-        peaks = method.predict_peaks(without_labels(graph))
+        peaks = method.predict_peaks(prediction_graph(graph, method))
     metrics = []
     for value in tqdm(values, desc=f'{method.name} {name} sweep',
                       unit='value', disable=not progress_bar):

@@ -181,10 +181,11 @@ def _graph_for(graph: Data, method: ClusteringMethod) -> Data:
     return graph
 
 
-def without_labels(graph: Data) -> Data:
-    r"""``graph`` without ``y``, for a method to predict on: new attribute
-    stores over the same tensors (no copy of the graph's data)."""
-    unlabeled = copy.copy(graph)
+def prediction_graph(graph: Data, method: ClusteringMethod) -> Data:
+    r"""``graph`` as ``method`` predicts on it: kNN rows cut to the ``k``
+    it was trained on, and no ``y`` (new attribute stores over the same
+    tensors, no copy of the graph's data)."""
+    unlabeled = copy.copy(_graph_for(graph, method))
     if 'y' in unlabeled:
         del unlabeled.y
     return unlabeled
@@ -209,8 +210,7 @@ def cluster(graph: Data, method: ClusteringMethod,
     """
     timer = timer or StageTimer()
     labels_true = graph.y.numpy() if 'y' in graph else None
-    graph = _graph_for(graph, method)
-    unlabeled = without_labels(graph)
+    unlabeled = prediction_graph(graph, method)
     if method.shards_inference:
         labels = method.predict(unlabeled, timer)
     else:  # under torchrun: rank 0 alone, the labels broadcast
@@ -226,7 +226,7 @@ def cluster(graph: Data, method: ClusteringMethod,
     report = {'method': method.name, 'params': method.describe(),
               'knn': (to_dict(knn.searched(graph.num_nodes, get_world_size()))
                       if knn else None),
-              'knn_k': int(graph.knn_neighbor.size(1)),
+              'knn_k': int(unlabeled.knn_neighbor.size(1)),
               'num_nodes': int(graph.num_nodes),
               'num_clusters': int(np.unique(labels).size), 'metrics': metrics,
               'num_unknown_labels': num_unknown, **timer.as_dict()}
