@@ -8,8 +8,10 @@ from typing import Literal
 import numpy as np
 from torch import Tensor
 
-from ltc_pyg.cluster.merge import threshold_links
-from ltc_pyg.graph.transforms import knn_to_edges
+from ltc_pyg.graph.components import (
+    connected_components,
+    maximum_spanning_forest,
+)
 
 
 def otsu_threshold(similarity: np.ndarray, num_bins: int = 512) -> float:
@@ -60,11 +62,14 @@ def bimodality(values: np.ndarray) -> float:
     return float(((z ** 3).mean() ** 2 + 1) / (z ** 4).mean())
 
 
-def _largest_component(neighbor: Tensor, similarity: Tensor,
-                       threshold: float) -> int:
-    edge_index, edge_weight = knn_to_edges(neighbor, similarity)
-    labels = threshold_links(edge_index, edge_weight, neighbor.size(0),
-                             threshold)
+def _largest_component(forest: tuple[np.ndarray, np.ndarray],
+                       num_nodes: int, threshold: float) -> int:
+    r"""Size of the largest component of the kNN edges at similarity
+    :math:`\geq` ``threshold``, read from their
+    :func:`~ltc_pyg.graph.components.maximum_spanning_forest`."""
+    edge_index, similarity = forest
+    labels = connected_components(edge_index[:, similarity >= threshold],
+                                  num_nodes)
     return int(np.bincount(labels).max())
 
 
@@ -128,10 +133,12 @@ def graph_threshold(neighbor: Tensor, similarity: Tensor,
     if bimodality(nearest) > BIMODAL:
         return start
     low = float(similarity[:, 1:].min())
+    num_nodes = neighbor.size(0)
+    forest = maximum_spanning_forest(neighbor, similarity)
     if rule == 'components':
-        limit = growth * _largest_component(neighbor, similarity, start)
+        limit = growth * _largest_component(forest, num_nodes, start)
         return _bisect(low, start, lambda t: _largest_component(
-            neighbor, similarity, t) > limit)
-    size = fraction * neighbor.size(0)
+            forest, num_nodes, t) > limit)
+    size = fraction * num_nodes
     return _bisect(low, start, lambda t: _largest_component(
-        neighbor, similarity, t) >= size)
+        forest, num_nodes, t) >= size)

@@ -2,6 +2,7 @@ r"""The kNN affinity graph: faiss search, PyG transforms, the dataset."""
 from ltc_pyg.graph.components import (
     connected_components,
     dynamic_threshold_components,
+    maximum_spanning_forest,
     pool_pair_scores,
     relabel_by_first_appearance,
 )
@@ -59,5 +60,5 @@ __all__ = [
     'knn_edge_features', 'mean_knn_distance', 'neighbor_edge_probability',
     'neighbor_probability', 'shared_neighbors', 'connected_components',
     'relabel_by_first_appearance', 'pool_pair_scores',
-    'dynamic_threshold_components',
+    'dynamic_threshold_components', 'maximum_spanning_forest',
 ]

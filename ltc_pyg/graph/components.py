@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components as _components
+from scipy.sparse.csgraph import minimum_spanning_tree as _spanning_tree
 from torch import Tensor
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,41 @@ def connected_components(edge_index: np.ndarray | Tensor,
          (edge_index[0], edge_index[1])), shape=(num_nodes, num_nodes)).tocsr()
     _, labels = _components(graph, directed=True, connection='weak')
     return relabel_by_first_appearance(labels)
+
+
+def maximum_spanning_forest(neighbor: np.ndarray | Tensor,
+                            similarity: np.ndarray | Tensor
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    r"""A maximum spanning forest of the (undirected) kNN graph.
+
+    By the cycle property, for every threshold :math:`t` the forest's edges
+    with similarity :math:`\geq t` connect exactly the nodes that all kNN
+    edges with similarity :math:`\geq t` connect. One forest (at most
+    :math:`N - 1` edges) therefore answers every threshold a search tries,
+    where each try on the kNN edges would cost a components pass over all
+    :math:`N k` of them (at 584K x 80: 24 s once against 11 s a try).
+
+    Args:
+        neighbor: ``[N, k]`` neighbour ids (a node's own id in its row is
+            ignored).
+        similarity: ``[N, k]`` similarities, at most :math:`1`.
+
+    Returns:
+        (np.ndarray, np.ndarray): ``edge_index`` int64 ``[2, F]`` and the
+        similarity of each edge, float64 ``[F]``.
+    """
+    neighbor, similarity = as_numpy(neighbor), as_numpy(similarity)
+    num_nodes, k = neighbor.shape
+    # Kruskal on the weights 2 - s (positive: scipy reads zeros as no
+    # edge; exact in float64 for |s| >= 2^-28). A pair listed in both rows
+    # counts once, with the larger similarity; self-loops never join.
+    graph = sp.csr_matrix(
+        (2.0 - similarity.astype(np.float64).reshape(-1),
+         neighbor.astype(np.int32).reshape(-1),
+         np.arange(0, num_nodes * k + 1, k)), shape=(num_nodes, num_nodes))
+    forest = _spanning_tree(graph).tocoo()
+    return (np.stack([forest.row, forest.col]).astype(np.int64),
+            2.0 - forest.data)
 
 
 def relabel_by_first_appearance(labels: np.ndarray | Tensor) -> np.ndarray:

@@ -1,10 +1,15 @@
 import numpy as np
 import pytest
+import torch
 
 from ltc_pyg.graph.components import (
+    connected_components,
     dynamic_threshold_components,
+    maximum_spanning_forest,
     pool_pair_scores,
 )
+from ltc_pyg.graph.knn import knn_search
+from ltc_pyg.graph.transforms import knn_to_edges
 
 
 def test_pool_pair_scores_merges_both_directions():
@@ -80,3 +85,32 @@ def test_matches_reference_propagation(reference_fixtures, run):
         float(step[4:]), None if pool == 'none' else pool)
     # Both sides number clusters by first appearance: equal arrays.
     assert np.array_equal(labels, fixture[f'labels_{run}'])
+
+
+def test_spanning_forest_has_the_components_of_every_threshold():
+    # The forest of a hand-made graph: the triangle 0-1-2 keeps its two
+    # strongest sides, the pair 3-4 is listed in both rows (with two
+    # roundings of one similarity), 5 links nowhere but to itself.
+    neighbor = np.array([[0, 1, 2], [1, 2, 0], [2, 1, 0], [3, 4, 2],
+                         [4, 3, 0], [5, 5, 5]])
+    similarity = np.array([[1, .9, .5], [1, .8, .9], [1, .8, .5],
+                           [1, .7, .2], [1, .69999, .1], [1, 1, 1]],
+                          dtype=np.float32)
+    edge_index, weight = maximum_spanning_forest(neighbor, similarity)
+    edges = {tuple(sorted(pair)): round(float(w), 5)
+             for pair, w in zip(edge_index.T.tolist(), weight,
+                                    strict=True)}
+    assert edges == {(0, 1): 0.9, (1, 2): 0.8, (3, 4): 0.7, (2, 3): 0.2}
+    # On a real kNN graph: the same components as all kNN edges.
+    x = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+    knn_neighbor, knn_similarity = knn_search(x, 6)
+    edge_index, weight = maximum_spanning_forest(knn_neighbor,
+                                                 knn_similarity)
+    assert edge_index.shape[1] < 300
+    all_edges, all_weight = knn_to_edges(torch.as_tensor(knn_neighbor),
+                                         torch.as_tensor(knn_similarity))
+    for threshold in np.quantile(knn_similarity[:, 1:], [0.1, 0.5, 0.9]):
+        expected = connected_components(
+            all_edges[:, all_weight >= threshold], 300)
+        got = connected_components(edge_index[:, weight >= threshold], 300)
+        assert np.array_equal(got, expected)
