@@ -3,12 +3,17 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from ltc_pyg.cluster import merge_linked_clusters
+from ltc_pyg.cluster.map_equation import map_equation_clusters
+from ltc_pyg.cluster.merge import threshold_links
+from ltc_pyg.cluster.threshold import graph_threshold
 from ltc_pyg.config import KNNConfig
 from ltc_pyg.data.io import read_labels, write_features, write_labels
 from ltc_pyg.data.synthetic import make_splits
 from ltc_pyg.graph.edge_probability import (
+    early_stop,
     kept_links,
     neighbor_edge_probability,
 )
@@ -64,6 +69,48 @@ def test_fc_es_unlinked_nodes_can_be_forced_alone(graphs):
     sizes = np.bincount(labels)
     assert unlinked.any() and (sizes[labels[unlinked]] == 1).all()
     assert cluster(graph, kept).labels.max() <= labels.max()
+
+
+def test_fc_es_keeps_no_link_below_its_similarity_floor(graphs):
+    graph = graphs['test']
+    similarity = graph.knn_similarity
+    floor = float(similarity[:, 1].median())  # half the rows start below
+    method = make_method('fc-es', {'threshold': 0.0,
+                                   'min_similarity': floor})
+    labels = cluster(graph, method).labels
+    # threshold 0 keeps every slot down to the floor: the components of
+    # the kept links are the similarity-thresholded graph's, and Infomap
+    # only splits them further.
+    kept = (similarity >= floor) & (torch.arange(similarity.size(1)) > 0)
+    links = kept_links(graph.knn_neighbor, kept)
+    components = threshold_links(links, torch.ones(links.size(1)),
+                                 graph.num_nodes, 0.5)
+    assert len(set(zip(labels, components, strict=True))) == labels.max() + 1
+    alone = (similarity[:, 1] < floor).numpy()
+    assert alone.any() and (np.bincount(labels)[labels[alone]] == 1).all()
+    assert method.describe()['min_similarity_used'] == floor
+
+
+def test_fc_es_reads_its_floor_from_the_graph_or_goes_without(graphs):
+    graph = graphs['test']
+    method = make_method('fc-es')
+    cluster(graph, method)
+    assert method.min_similarity_ == graph_threshold(
+        graph.knn_neighbor, graph.knn_similarity, 'flow')
+    # -1 is the paper's fc-es: every row early-stopped on NEP alone.
+    paper = make_method('fc-es', {'min_similarity': -1.0})
+    nep = neighbor_edge_probability(graph.knn_neighbor, graph.knn_similarity)
+    keep = early_stop(nep, 0.22)
+    expected = map_equation_clusters(kept_links(graph.knn_neighbor, keep),
+                                     nep[keep], graph.num_nodes, seed=0)
+    labels = cluster(graph, paper).labels
+    unlinked = ~keep.any(dim=1).numpy()
+    assert (labels[~unlinked][:, None] == labels[~unlinked][None]).tolist() \
+        == (expected[~unlinked][:, None] == expected[~unlinked][None]).tolist()
+    with pytest.raises(ValueError, match='min_similarity'):
+        make_method('fc-es', {'min_similarity': 1.5})
+    with pytest.raises(ValueError, match='threshold is a NEP'):
+        make_method('fc-es', {'threshold': -0.1})
 
 
 def test_fc_es_sweeps_nep_thresholds_on_one_nep(graphs):
