@@ -50,6 +50,10 @@ def test_shared_neighbors_match_the_hand_computation(chunk_size):
     assert torch.allclose(shared.probability, NEP)
     assert torch.equal(shared.count, SHARED)
     assert torch.equal(shared.reciprocal_rank, RECIPROCAL)
+    alone = shared_neighbors(NEIGHBOR, neighbor_probability(SIMILARITY, 1.0),
+                             chunk_size=chunk_size, counts=False)
+    assert torch.equal(alone.probability, shared.probability)
+    assert alone.count is None and alone.reciprocal_rank is None
 
 
 def test_nep_reads_its_temperature_from_the_data():
