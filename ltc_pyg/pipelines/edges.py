@@ -86,10 +86,11 @@ class FCESParams:
             (:func:`~ltc_pyg.graph.edge_probability.default_temperature`).
         threshold (float): Early-stop threshold :math:`\theta` on NEP.
         min_similarity (float, optional): Links below this cosine
-            similarity are never kept, whatever their NEP. When omitted it
-            is read from the graph as Infomap's is
+            similarity are never kept, whatever their NEP; read from the
+            graph when omitted, as Infomap's threshold is
             (:func:`~ltc_pyg.cluster.threshold.graph_threshold`, its
-            ``'flow'`` rule); ``-1`` turns it off, as in the paper. NEP is
+            ``'flow'`` rule), and ``-1`` turns it off (the paper's
+            method). NEP is
             the mass two kNN rows put on shared neighbours: where most
             people have fewer photos than ``k`` (LFW), strangers in one
             dense region share as many neighbours as a person's photos
