@@ -90,7 +90,7 @@ def maximum_spanning_forest(neighbor: np.ndarray | Tensor,
         (2.0 - similarity.astype(np.float64).reshape(-1),
          neighbor.astype(np.int32).reshape(-1),
          np.arange(0, num_nodes * k + 1, k)), shape=(num_nodes, num_nodes))
-    forest = _spanning_tree(graph).tocoo()
+    forest = _spanning_tree(graph, overwrite=True).tocoo()
     return (np.stack([forest.row, forest.col]).astype(np.int64),
             2.0 - forest.data)
 
