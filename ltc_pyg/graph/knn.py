@@ -406,12 +406,12 @@ def blocked_search(x: np.ndarray, k: int, num_lists: int | None = None,
             ).nonzero(as_tuple=True)
             prober, member = row_ids[row], own.start + column
             value = scores[row, column]
+            other_home = home[prober]
             # The prober's side, unless the list was one of its nearby ones.
-            take = ~is_nearby[home[prober], list_id]
+            take = ~is_nearby[other_home, list_id]
             buffer.add(prober[take], member[take], value[take])
             # The member's side, unless the member scores the prober's list
             # itself (as a nearby list or a probe).
-            other_home = home[prober]
             take = ~(is_nearby[list_id, other_home]
                      | _contains(probe_keys, member * num_lists + other_home))
             member, prober, value = member[take], prober[take], value[take]
