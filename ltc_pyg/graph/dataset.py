@@ -16,21 +16,27 @@ from ltc_pyg.graph.knn import KNNMethod, cached_knn_search, l2_normalize
 from ltc_pyg.graph.transforms import AffinityData, knn_to_tensors
 
 
-def affinity_data(x: np.ndarray, knn: KNN,
+def affinity_data(x: np.ndarray | None, knn: KNN,
                   labels: np.ndarray | None = None) -> AffinityData:
     r"""Packs unit-norm features, dense kNN arrays and optional labels into
     the graph every method takes: ``AffinityData(x [N, D],
     knn_neighbor [N, k], knn_similarity [N, k], y [N])``. Edges are derived
     from the kNN arrays by
     :class:`~ltc_pyg.graph.transforms.KNNAffinityGraph` or by each method,
-    as it needs them."""
+    as it needs them. With ``x=None`` the graph has no features, for the
+    methods that cluster the kNN rows alone."""
     neighbor, similarity = knn_to_tensors(knn)
+    num_nodes = neighbor.size(0)
+    if x is not None and x.shape[0] != num_nodes:
+        raise ValueError(f'{x.shape[0]} feature rows but {num_nodes} kNN '
+                         f'rows')
     data = AffinityData(
-        x=torch.from_numpy(np.ascontiguousarray(x, np.float32)),
+        x=(None if x is None
+           else torch.from_numpy(np.ascontiguousarray(x, np.float32))),
         knn_neighbor=neighbor, knn_similarity=similarity,
-        num_nodes=x.shape[0])
+        num_nodes=num_nodes)
     if labels is not None:
-        check_labels(np.asarray(labels), x.shape[0])
+        check_labels(np.asarray(labels), num_nodes)
         data.y = torch.tensor(np.asarray(labels), dtype=torch.long)
     return data
 

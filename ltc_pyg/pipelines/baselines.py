@@ -212,6 +212,7 @@ class SpectralParams:
 class SpectralMethod(BaselineMethod):
     r"""Spectral clustering of the sparse kNN affinity."""
     name = 'spectral'
+    reads_features = False
     Params = SpectralParams
 
     def cluster(self, graph: Data) -> np.ndarray:
@@ -282,6 +283,7 @@ class KNNDBSCANParams:
 class KNNDBSCANMethod(BaselineMethod):
     r"""DBSCAN on the sparse kNN distance graph; noise as singletons."""
     name = 'knn-dbscan'
+    reads_features = False
     Params = KNNDBSCANParams
 
     def cluster(self, graph: Data) -> np.ndarray:
@@ -362,6 +364,7 @@ class AROParams:
 class AROMethod(BaselineMethod):
     r"""Approximate rank-order clustering."""
     name = 'aro'
+    reads_features = False
     Params = AROParams
 
     def cluster(self, graph: Data) -> np.ndarray:
@@ -395,6 +398,7 @@ class ChineseWhispersParams:
 class ChineseWhispersMethod(BaselineMethod):
     r"""Chinese Whispers on the thresholded kNN graph."""
     name = 'chinese-whispers'
+    reads_features = False
     Params = ChineseWhispersParams
 
     def cluster(self, graph: Data) -> np.ndarray:
@@ -436,6 +440,7 @@ class CDPParams:
 class CDPMethod(BaselineMethod):
     r"""CDP-style single-model linking with an optional size cap."""
     name = 'cdp'
+    reads_features = False
     Params = CDPParams
 
     def cluster(self, graph: Data) -> np.ndarray:
@@ -479,6 +484,7 @@ class InfomapParams:
 class InfomapMethod(BaselineMethod):
     r"""Infomap on the thresholded kNN graph (FaceMap-style options)."""
     name = 'infomap'
+    reads_features = False
     Params = InfomapParams
 
     def cluster(self, graph: Data) -> np.ndarray:

@@ -409,10 +409,10 @@ def _set_threshold(method: ClusteringMethod, threshold: float | None
 
 
 def _read_inputs(args: argparse.Namespace, timer: StageTimer,
-                 labels_path: Path | None
+                 labels_path: Path | None, check: bool = True
                  ) -> tuple[np.ndarray, np.ndarray | None]:
     with timer('read features'):
-        features = read_features(args.features, args.dim)
+        features = read_features(args.features, args.dim, check=check)
         labels = (read_labels(labels_path, num_nodes=features.shape[0])
                   if labels_path else None)
     return features, labels
@@ -510,12 +510,16 @@ def _cluster(args: argparse.Namespace) -> None:
                                  '--knn-cache': args.knn_cache},
                  directories={'--report'} if report_dir else set()) as out:
         timer = StageTimer()
-        features, labels = _read_inputs(args, timer, args.labels)
         progress = _progress(args)
         method = make_method(config.method, config.params or None,
                              checkpoint=args.checkpoint,
                              device=config.device, seed=config.seed,
                              progress_bar=progress)
+        # A method that clusters a given kNN file's rows alone never reads
+        # the features: only their row count is checked.
+        keep_features = method.reads_features or args.knn is None
+        features, labels = _read_inputs(args, timer, args.labels,
+                                        check=keep_features)
         _set_threshold(method, args.threshold)
         try:
             knn = knn_settings(method, requested)
@@ -527,7 +531,8 @@ def _cluster(args: argparse.Namespace) -> None:
         graph = build_graph(features, knn if fixed_k or not args.knn
                             else None, labels, knn_path=args.knn,
                             cache_path=args.knn_cache, device=config.device,
-                            timer=timer, progress_bar=progress)
+                            timer=timer, progress_bar=progress,
+                            keep_features=keep_features)
         try:
             result = cluster(graph, method, timer, knn)
         except ValueError as error:  # e.g. a model of another embedding

@@ -124,6 +124,7 @@ class FCESParams:
 class FCESMethod(ClusteringMethod):
     r"""NEP, early stop and directed Infomap (see the module docstring)."""
     name = 'fc-es'
+    reads_features = False
     Params = FCESParams
 
     def __init__(self, params: Any = None, device: str = 'cpu', seed: int = 0,
@@ -264,6 +265,7 @@ class LearnedEdgesMethod(LearnedMethod):
     r"""A learned edge scorer, then directed Infomap on the likely
     same-identity edges (see the module docstring)."""
     name = 'learned-edges'
+    reads_features = False
     shards_inference = True
     label = 'Edge scorer'
     Params = LearnedEdgesParams

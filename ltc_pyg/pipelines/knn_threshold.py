@@ -38,6 +38,7 @@ class KNNThresholdParams:
 class KNNThreshold(ClusteringMethod):
     r"""Connected components of the kNN graph cut at a similarity threshold."""
     name = 'knn-threshold'
+    reads_features = False
     Params = KNNThresholdParams
 
     def predict(self, graph: Data,

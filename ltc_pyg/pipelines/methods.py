@@ -109,6 +109,11 @@ class ClusteringMethod(ABC):
     #: ``torchrun`` group (every rank calls it); otherwise rank 0 runs it
     #: alone (:func:`~ltc_pyg.distributed.run_on_main`).
     shards_inference: ClassVar[bool] = False
+    #: Whether :meth:`predict` reads ``graph.x``. Methods that cluster the
+    #: kNN rows alone set it to :obj:`False`: given a kNN file, the CLI then
+    #: neither reads nor holds the features (2 KB per node at ``D = 256``,
+    #: counting the file's mapped pages).
+    reads_features: ClassVar[bool] = True
 
     def __init__(self, params: Any = None, device: str = 'cpu', seed: int = 0,
                  progress_bar: bool | None = None) -> None:

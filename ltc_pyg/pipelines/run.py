@@ -40,7 +40,8 @@ def build_graph(features: np.ndarray, knn: KNNConfig | None = None,
                 knn_path: str | Path | None = None,
                 cache_path: str | Path | None = None, device: str = 'cpu',
                 timer: StageTimer | None = None,
-                progress_bar: bool | None = None) -> Data:
+                progress_bar: bool | None = None,
+                keep_features: bool = True) -> Data:
     r"""Builds the affinity graph that every method takes.
 
     Args:
@@ -57,18 +58,28 @@ def build_graph(features: np.ndarray, knn: KNNConfig | None = None,
             (:func:`~ltc_pyg.graph.sharded_knn.sharded_knn_search`).
         timer (StageTimer, optional): Records the stages.
         progress_bar (bool, optional): Show the kNN progress bar.
+        keep_features (bool, optional): With :obj:`False` and a
+            ``knn_path``, the features are neither checked nor read (only
+            their row count is), and the graph has no ``x``: for methods
+            that do not read it
+            (:attr:`~ltc_pyg.pipelines.methods.ClusteringMethod.reads_features`).
+            (default: :obj:`True`)
 
     Returns:
         Data: ``x`` ``[N, D]`` (unit rows), ``knn_neighbor`` /
         ``knn_similarity`` ``[N, k]``, and ``y`` ``[N]`` when labels are given.
     """
     timer = timer or StageTimer()
-    check_features(features)
+    keep_features = keep_features or knn_path is None  # the search reads them
+    if keep_features:
+        check_features(features)
     num_nodes = features.shape[0]
     if labels is not None:  # fail before the (long) kNN search
         check_labels(np.asarray(labels), num_nodes)
-    with timer('normalise features'):
-        x = l2_normalize(features)
+    x = None
+    if keep_features:
+        with timer('normalise features'):
+            x = l2_normalize(features)
     search = knn or KNNConfig()
     if cache_path is not None and knn_path is None and get_world_size() > 1:
         raise ValueError(f'A kNN cache (--knn-cache {cache_path}) is not '

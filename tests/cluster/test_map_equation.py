@@ -1,5 +1,7 @@
+import gc
 import subprocess
 import sys
+import weakref
 
 import numpy as np
 import pytest
@@ -20,6 +22,27 @@ def test_two_communities_and_an_isolated_node(directed):
     labels = map_equation_clusters(EDGE_INDEX, EDGE_WEIGHT, num_nodes=7,
                                    directed=directed)
     assert labels.dtype == np.int64
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2]
+
+
+def test_the_model_is_freed_on_return(monkeypatch):
+    # An Infomap model and its result refer to each other; the network they
+    # hold (~100 B per link) must not wait for the garbage collector.
+    models = []
+    Infomap = map_equation._infomap_class()
+
+    class Recorded(Infomap):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            models.append(weakref.ref(self))
+
+    monkeypatch.setattr(map_equation, '_infomap_class', lambda: Recorded)
+    gc.disable()
+    try:
+        labels = map_equation_clusters(EDGE_INDEX, EDGE_WEIGHT, num_nodes=7)
+        assert len(models) == 1 and models[0]() is None
+    finally:
+        gc.enable()
     assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2]
 
 

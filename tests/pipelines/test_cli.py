@@ -14,6 +14,7 @@ from ltc_pyg.data.io import (
 )
 from ltc_pyg.data.synthetic import make_splits
 from ltc_pyg.pipelines.cli import UserError, _parse_params, main
+from ltc_pyg.pipelines.run import build_graph, cluster, make_method
 
 
 @pytest.fixture
@@ -242,3 +243,37 @@ def test_default_logging_hides_info(data):
          str(root / 'p.meta')], capture_output=True, text=True, check=True)
     assert result.stderr == ''
     assert result.stdout.startswith('knn-threshold: ')
+
+
+def test_knn_only_methods_never_read_the_features(data, capsys):
+    # With a kNN file, a method that clusters the kNN rows alone gives the
+    # labels it gives with the features in the graph, and never reads them:
+    # a NaN written into the file afterwards goes unnoticed, while a method
+    # that reads the features (k-means) still rejects it.
+    root, split = data
+    features, knn = root / 'features.bin', root / 'k.npz'
+    assert main(['-q', 'knn', '--features', str(features), '--dim', '16',
+                 '--k', '10', '--out', str(knn)]) == 0
+    graph = build_graph(split.x, knn_path=knn)
+    expected = cluster(graph, make_method('knn-threshold',
+                                          {'threshold': 0.7})).labels
+    assert 'x' in graph
+    poisoned = split.x.copy()
+    poisoned[3, 5] = np.nan
+    poisoned.astype(np.float32).tofile(features)  # write_features checks
+    common = ['--features', str(features), '--dim', '16', '--knn', str(knn)]
+    report = root / 'report.json'
+    assert main(['-q', 'cluster', '--method', 'knn-threshold', *common,
+                 '--threshold', '0.7', '--out', str(root / 'pred.meta'),
+                 '--report', str(report)]) == 0
+    np.testing.assert_array_equal(
+        read_labels(root / 'pred.meta', num_nodes=len(split.labels)),
+        expected)
+    stages = [s['name'] for s in json.loads(report.read_text())['stages']]
+    assert 'normalise features' not in stages
+    assert 'x' not in build_graph(poisoned, knn_path=knn,
+                                  keep_features=False)
+    capsys.readouterr()
+    assert main(['-q', 'cluster', '--method', 'kmeans', *common, '--param',
+                 'n_clusters=12', '--out', str(root / 'never.meta')]) == 2
+    assert 'NaN' in capsys.readouterr().err
