@@ -389,6 +389,7 @@ class LearnedEdgesMethod(LearnedMethod):
         keep = probability >= params.threshold
         keep[:, 0] = False
         links, kept = kept_links(neighbor, keep), probability[keep]
+        del probability  # not held through Infomap (0.55 GB at 1.74M)
         weight = (kept if params.link_weight == 'probability'
                   else torch.logit(kept, eps=1e-6).clamp(min=1e-3))
         with timer('Infomap'):  # on rank 0 under torchrun, as the merge

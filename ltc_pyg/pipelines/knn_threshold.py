@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from torch_geometric.data import Data
 
-from ltc_pyg.cluster.merge import threshold_links
 from ltc_pyg.cluster.threshold import graph_threshold
+from ltc_pyg.graph.components import connected_components
 from ltc_pyg.graph.transforms import knn_to_edges
 from ltc_pyg.pipelines.methods import ClusteringMethod
 from ltc_pyg.pipelines.report import StageTimer
@@ -45,8 +45,6 @@ class KNNThreshold(ClusteringMethod):
                 timer: StageTimer | None = None) -> np.ndarray:
         timer = timer or StageTimer()
         with timer('threshold + components'):
-            edge_index, edge_weight = knn_to_edges(graph.knn_neighbor,
-                                                   graph.knn_similarity)
             threshold = self.params.threshold
             if threshold is None:
                 threshold = graph_threshold(graph.knn_neighbor,
@@ -54,8 +52,11 @@ class KNNThreshold(ClusteringMethod):
                 logger.info('Chose threshold %.4f from the kNN similarity '
                             'distribution', threshold)
             self.threshold_ = float(threshold)
-            return threshold_links(edge_index, edge_weight, graph.num_nodes,
-                                   threshold)
+            # Only the kept edges are built, after the threshold search: at
+            # 1.74M nodes all N k edges with their weights took 2.7 GB.
+            edge_index, _ = knn_to_edges(graph.knn_neighbor,
+                                         graph.knn_similarity, threshold)
+            return connected_components(edge_index, graph.num_nodes)
 
     def describe(self) -> dict:
         described = super().describe()
