@@ -35,9 +35,11 @@ from ltc_pyg.baselines import (
     similarity_to_distance,
     spectral,
 )
-from ltc_pyg.cluster.merge import threshold_links
 from ltc_pyg.cluster.threshold import graph_threshold
-from ltc_pyg.graph.components import relabel_by_first_appearance
+from ltc_pyg.graph.components import (
+    connected_components,
+    relabel_by_first_appearance,
+)
 from ltc_pyg.graph.transforms import knn_to_edges
 from ltc_pyg.pipelines.methods import ClusteringMethod
 from ltc_pyg.pipelines.report import StageTimer
@@ -97,10 +99,9 @@ class BaselineMethod(ClusteringMethod):
         if value is None:
             threshold = graph_threshold(graph.knn_neighbor,
                                         graph.knn_similarity)
-            edge_index, edge_weight = knn_to_edges(graph.knn_neighbor,
-                                                   graph.knn_similarity)
-            labels = threshold_links(edge_index, edge_weight,
-                                     graph.num_nodes, threshold)
+            edge_index, _ = knn_to_edges(graph.knn_neighbor,
+                                         graph.knn_similarity, threshold)
+            labels = connected_components(edge_index, graph.num_nodes)
             value = max(int((np.bincount(labels) >= 2).sum()), 1)
             logger.info('Chose n_clusters=%d (components of 2+ nodes at '
                         'similarity >= %.4f)', value, threshold)
