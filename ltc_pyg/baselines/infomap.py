@@ -7,11 +7,9 @@ import logging
 import numpy as np
 import torch
 from torch import Tensor
-from torch_geometric.utils import softmax
 
-from ltc_pyg.cluster.map_equation import map_equation_clusters
+from ltc_pyg.cluster.map_equation import knn_map_equation_clusters
 from ltc_pyg.graph.components import relabel_by_first_appearance
-from ltc_pyg.graph.transforms import knn_to_edges
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +33,9 @@ def infomap_clusters(neighbor: Tensor, similarity: Tensor,
                      temperature: float | None = None,
                      prune_fraction: float = 0.0, num_trials: int = 1,
                      seed: int = 0) -> np.ndarray:
-    r"""Two-level Infomap (:func:`~ltc_pyg.cluster.map_equation_clusters`)
-    on the directed kNN graph, the unsupervised face clustering of FaceMap
+    r"""Two-level Infomap
+    (:func:`~ltc_pyg.cluster.map_equation.knn_map_equation_clusters`) on
+    the directed kNN graph, the unsupervised face clustering of FaceMap
     (`Yu et al., 2022 <https://arxiv.org/abs/2203.10090>`_).
 
     The walker moves from node :math:`i` along its kept kNN edges. With a
@@ -71,27 +70,28 @@ def infomap_clusters(neighbor: Tensor, similarity: Tensor,
         raise ValueError(f'prune_fraction must be in [0, 1) (got '
                          f'{prune_fraction})')
     num_nodes = neighbor.size(0)
-    edge_index, edge_weight = knn_to_edges(neighbor, similarity, threshold)
+    keep = neighbor != torch.arange(num_nodes).view(-1, 1)  # no self-links
+    if threshold is not None:
+        keep &= similarity >= threshold
     if prune_fraction > 0:
         density = knn_density(similarity)
         num_pruned = int(prune_fraction * num_nodes)
         pruned = torch.zeros(num_nodes, dtype=torch.bool)
         pruned[density.argsort()[:num_pruned]] = True
-        keep = ~(pruned[edge_index[0]] | pruned[edge_index[1]])
-        edge_index, edge_weight = edge_index[:, keep], edge_weight[keep]
+        keep &= ~pruned.view(-1, 1) & ~pruned[neighbor]
         logger.info('Pruned the %d lowest-density nodes (density < %.4f)',
                     num_pruned, float(density[pruned].max()) if num_pruned
                     else float('nan'))
     if temperature is None:
-        positive = edge_weight > 0
-        edge_index, edge_weight = edge_index[:, positive], edge_weight[positive]
-    else:
-        edge_weight = softmax(edge_weight / temperature, edge_index[1],
-                              num_nodes=num_nodes)
-    # knn_to_edges gives edges j -> i; the walker leaves i towards j.
-    labels = map_equation_clusters(edge_index.flip(0), edge_weight,
-                                   num_nodes, num_trials=num_trials,
-                                   seed=seed)
+        keep &= similarity > 0
+        weight = similarity
+    else:  # a softmax over each row's kept neighbours
+        weight = torch.softmax(
+            (similarity.float() / temperature).masked_fill(~keep,
+                                                           float('-inf')),
+            dim=1).nan_to_num_(0.0)  # rows with no link
+    labels = knn_map_equation_clusters(neighbor, weight, keep,
+                                       num_trials=num_trials, seed=seed)
     if prune_fraction > 0:
         labels[pruned.numpy()] = -1
     return relabel_by_first_appearance(labels)

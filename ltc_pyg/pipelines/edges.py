@@ -31,7 +31,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from ltc_pyg.cluster.map_equation import map_equation_clusters
+from ltc_pyg.cluster.map_equation import knn_map_equation_clusters
 from ltc_pyg.cluster.merge import merge_linked_clusters
 from ltc_pyg.cluster.threshold import graph_threshold
 from ltc_pyg.distributed import (
@@ -62,14 +62,12 @@ from ltc_pyg.pipelines.training import (
 logger = logging.getLogger(__name__)
 
 
-def _walk(links: Tensor, weight: Tensor, keep: Tensor, num_trials: int,
+def _walk(neighbor: Tensor, weight: Tensor, keep: Tensor, num_trials: int,
           seed: int, unlinked_singletons: bool) -> np.ndarray:
-    r"""Directed Infomap on the kept kNN slots: ``links`` ``[2, E]`` and
-    ``weight`` ``[E]`` from :func:`kept_links` of the ``[N, k]`` mask
-    ``keep``."""
-    num_nodes = keep.size(0)
-    labels = map_equation_clusters(links, weight, num_nodes,
-                                   num_trials=num_trials, seed=seed)
+    r"""Directed Infomap on the kNN slots kept by the ``[N, k]`` mask
+    ``keep``, weighted ``weight`` (``[N, k]``)."""
+    labels = knn_map_equation_clusters(neighbor, weight, keep,
+                                       num_trials=num_trials, seed=seed)
     if unlinked_singletons:
         labels[~keep.any(dim=1).numpy()] = -1
         labels = relabel_by_first_appearance(labels)
@@ -173,9 +171,8 @@ class FCESMethod(ClusteringMethod):
         with timer('early stop + Infomap'):
             below = graph.knn_similarity < self.min_similarity_
             keep = early_stop(nep.masked_fill(below, -1.0), params.threshold)
-            return _walk(kept_links(graph.knn_neighbor, keep), nep[keep],
-                         keep, params.num_trials, self.seed,
-                         params.unlinked_singletons)
+            return _walk(graph.knn_neighbor, nep, keep, params.num_trials,
+                         self.seed, params.unlinked_singletons)
 
     def describe(self) -> dict[str, Any]:
         described = super().describe()
@@ -388,18 +385,17 @@ class LearnedEdgesMethod(LearnedMethod):
         params, neighbor = self.params, graph.knn_neighbor
         keep = probability >= params.threshold
         keep[:, 0] = False
-        links, kept = kept_links(neighbor, keep), probability[keep]
-        del probability  # not held through Infomap (0.55 GB at 1.74M)
-        weight = (kept if params.link_weight == 'probability'
-                  else torch.logit(kept, eps=1e-6).clamp(min=1e-3))
+        weight = (probability if params.link_weight == 'probability'
+                  else torch.logit(probability, eps=1e-6).clamp_(min=1e-3))
         with timer('Infomap'):  # on rank 0 under torchrun, as the merge
             labels = run_on_main(lambda: _walk(
-                links, weight, keep, params.num_trials, self.seed,
+                neighbor, weight, keep, params.num_trials, self.seed,
                 params.unlinked_singletons))
         if params.merge_mass > 0:
             with timer('merge'):
                 labels = run_on_main(lambda: merge_linked_clusters(
-                    labels, links, kept, params.merge_mass))
+                    labels, kept_links(neighbor, keep), probability[keep],
+                    params.merge_mass))
         return labels
 
     def _upgrade_v1(self, state: dict[str, Any]) -> dict[str, Any]:

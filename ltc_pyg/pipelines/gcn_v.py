@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
+from torch_geometric.typing import SparseTensor
 from tqdm.auto import tqdm
 
 from ltc_pyg.cluster.peaks import Peaks, confidence_to_peaks, peaks_to_labels
@@ -220,9 +221,19 @@ class GCNVMethod(LearnedMethod):
 
         return TrainingPlan(sampler.steps_per_epoch, loss_at)
 
+    def adjacency(self, graph: Data) -> Tensor | SparseTensor:
+        r"""The GCN-V adjacency of ``graph``
+        (:func:`~ltc_pyg.graph.sparse.gcn_adjacency` at ``min_similarity``,
+        in ``sparse_layout``), on the method's device."""
+        return gcn_adjacency(graph.x, graph.knn_neighbor,
+                             graph.knn_similarity, self.params.min_similarity,
+                             self.params.sparse_layout).to(self.device)
+
     @torch.no_grad()
     def infer(self, graph: Data, timer: StageTimer | None = None,
-              with_hidden: bool = True) -> tuple[Tensor, Tensor | None]:
+              with_hidden: bool = True,
+              adj_t: Tensor | SparseTensor | None = None
+              ) -> tuple[Tensor, Tensor | None]:
         r"""GCN-V on the whole graph, in chunks of
         ``inference_batch_size`` target nodes over the sparse adjacency
         (under ``torchrun`` each rank computes its range of nodes and the
@@ -234,6 +245,8 @@ class GCNVMethod(LearnedMethod):
             with_hidden (bool, optional): Keep the hidden features
                 (``4 H`` bytes per node: 2 KB at ``H = 512``); only the
                 GCN-feature kNN needs them. (default: :obj:`True`)
+            adj_t (Tensor or SparseTensor, optional): :meth:`adjacency`,
+                when the caller has it already.
 
         Returns:
             (Tensor, Tensor): confidences ``[N]`` and hidden features
@@ -241,11 +254,9 @@ class GCNVMethod(LearnedMethod):
         """
         timer = timer or StageTimer()
         model = self.trained_model(graph.x.size(1))
-        with timer('GCN-V adjacency'):
-            adj_t = gcn_adjacency(graph.x, graph.knn_neighbor,
-                                  graph.knn_similarity,
-                                  self.params.min_similarity,
-                                  self.params.sparse_layout).to(self.device)
+        if adj_t is None:
+            with timer('GCN-V adjacency'):
+                adj_t = self.adjacency(graph)
         x = graph.x.to(self.device)
         part, size = node_range(x.size(0)), self.params.inference_batch_size
         confidence = torch.empty(len(part))
@@ -373,7 +384,15 @@ class GCNVEMethod(LearnedMethod):
         r"""GCN-V on ``graph``, then the inputs of GCN-E: confidences and a
         subgraph builder over the (GCN-feature) kNN graph."""
         use_gcn_feat = self.params.gcn_v.use_gcn_feat
-        confidence, hidden = self.base.infer(graph, timer, use_gcn_feat)
+        adj_t = None
+        if not use_gcn_feat and (self.base.params.min_similarity
+                                 == self.params.gcn_v.min_similarity):
+            # GCN-E reads the graph GCN-V reads: one adjacency serves both
+            # (the second build took 44 s and peaked 3.2 GB higher at 1.74M).
+            with timer('GCN-V adjacency'):
+                adj_t = self.base.adjacency(graph)
+        confidence, hidden = self.base.infer(graph, timer, use_gcn_feat,
+                                             adj_t)
         if use_gcn_feat:
             with timer('kNN on GCN features'):
                 neighbor, similarity = self.base.gcn_feature_knn(graph,
@@ -383,8 +402,9 @@ class GCNVEMethod(LearnedMethod):
             neighbor, similarity = graph.knn_neighbor, graph.knn_similarity
             x = graph.x
         with timer('GCN-E adjacency'):
-            adj_t = gcn_adjacency(x, neighbor, similarity,
-                                  self.params.gcn_v.min_similarity)
+            adj_t = (gcn_adjacency(x, neighbor, similarity,
+                                   self.params.gcn_v.min_similarity)
+                     if adj_t is None else adj_t.cpu())
             labels = graph.y if 'y' in graph else None
             builder = CandidateSubgraphs(x, neighbor, similarity, confidence,
                                          adj_t, labels)

@@ -5,6 +5,7 @@ import weakref
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from ltc_pyg.cluster import map_equation
@@ -74,10 +75,84 @@ def test_links_in_blocks_equal_infomaps_own_adapter(directed, monkeypatch):
     expected = np.full(62, -1)
     expected[list(modules.keys())] = list(modules.values())
     monkeypatch.setattr(map_equation, 'LINK_BLOCK', 100)
+    # In the caller's order, as the adapter numbers them (the locality
+    # order may change the partition of this noisy graph).
+    monkeypatch.setattr(map_equation, 'locality_order',
+                        lambda adjacency: np.arange(adjacency.shape[0]))
     labels = map_equation_clusters(edge_index, edge_weight, 62,
                                    directed=directed, seed=3)
     assert labels.max() >= 6  # the five groups at least, and the 2 loners
     assert labels.tolist() == relabel_by_first_appearance(expected).tolist()
+
+
+def test_the_locality_order_numbers_a_path_consecutively():
+    # A path 0-1-...-9 under shuffled ids: in reverse Cuthill-McKee order,
+    # each node's neighbours on the path are the nodes just before and after.
+    shuffled = torch.randperm(10, generator=torch.Generator().manual_seed(1))
+    path = shuffled[torch.stack([torch.arange(9), torch.arange(1, 10)])]
+    both = torch.cat([path, path.flip(0)], 1).numpy()
+    order = map_equation.locality_order(sp.csr_matrix(
+        (np.ones(18), (both[0], both[1])), shape=(10, 10)))
+    assert sorted(order.tolist()) == list(range(10))
+    position = np.empty(10, dtype=np.int64)
+    position[order] = np.arange(10)
+    gaps = np.abs(position[path[0].numpy()] - position[path[1].numpy()])
+    assert gaps.tolist() == [1] * 9
+
+
+def test_labels_come_back_in_the_callers_node_ids():
+    # Four 5-cliques under shuffled ids, one weak link between two of them;
+    # Infomap sees the nodes renumbered, the caller gets its own ids back.
+    group = torch.arange(20) // 5
+    node = torch.randperm(20, generator=torch.Generator().manual_seed(2))
+    pair = torch.combinations(torch.arange(20), 2).t()
+    pair = pair[:, group[pair[0]] == group[pair[1]]]
+    edge_index = node[torch.cat([pair, torch.tensor([[4], [5]])], 1)]
+    edge_weight = torch.cat([torch.ones(pair.size(1)), torch.tensor([0.01])])
+    labels = map_equation_clusters(edge_index, edge_weight, 20,
+                                   directed=False)
+    expected = np.empty(20, dtype=np.int64)
+    expected[node.numpy()] = group.numpy()
+    assert labels.tolist() == relabel_by_first_appearance(expected).tolist()
+
+
+def test_kept_knn_rows_equal_their_edge_list(monkeypatch):
+    # Four groups of 10; each row's 6 neighbours are mostly its own group.
+    # The rows, read block by block, and the kept links as an edge list
+    # give Infomap the same network in the same order.
+    gen = torch.Generator().manual_seed(5)
+    group = torch.arange(40) // 10
+    score = torch.rand(40, 40, generator=gen) + (group.view(-1, 1)
+                                                 == group.view(1, -1))
+    score.fill_diagonal_(0.0)
+    weight, neighbor = score.topk(6, dim=1)
+    keep = weight > 0.6
+    monkeypatch.setattr(map_equation, 'LINK_BLOCK', 50)  # 8 rows a block
+    labels = map_equation.knn_map_equation_clusters(neighbor, weight, keep,
+                                                    seed=2)
+    row, column = keep.nonzero(as_tuple=True)
+    expected = map_equation_clusters(
+        torch.stack([row, neighbor[row, column]]), weight[keep], 40, seed=2)
+    assert labels.tolist() == expected.tolist()
+    assert labels.max() >= 3
+
+
+def test_bad_knn_rows_are_named():
+    neighbor = torch.tensor([[1, 2], [0, 2], [0, 1]])
+    weight, keep = torch.ones(3, 2), torch.ones(3, 2, dtype=torch.bool)
+    run = map_equation.knn_map_equation_clusters
+    with pytest.raises(ValueError, match='of one shape'):
+        run(neighbor, weight[:2], keep)
+    with pytest.raises(ValueError, match='of one shape'):
+        run(neighbor, weight, keep.float())
+    with pytest.raises(ValueError, match='positive where kept'):
+        run(neighbor, weight - 1.0, keep)
+    with pytest.raises(ValueError, match=r'outside \[0, 3\)'):
+        run(neighbor + 1, weight, keep)
+    # A non-positive weight on a dropped slot is never walked.
+    keep[0, 0] = False
+    weight[0, 0] = 0.0
+    assert run(neighbor, weight, keep).tolist() == [0, 0, 0]
 
 
 def test_bad_input_is_named():

@@ -14,6 +14,8 @@ from ltc_pyg.data.io import (
     read_labels,
 )
 from ltc_pyg.data.synthetic import make_splits
+from ltc_pyg.graph.sparse import gcn_adjacency
+from ltc_pyg.pipelines import gcn_v as gcn_v_module
 from ltc_pyg.pipelines.checkpoint import read_checkpoint
 from ltc_pyg.pipelines.cli import main
 from ltc_pyg.pipelines.estimator import threshold_sweep
@@ -82,6 +84,28 @@ def test_gcn_e_builds_on_gcn_v_and_saves_both(graph, tmp_path):
     with pytest.raises(ValueError, match="holds a 'gcn-v\\+e' model, not "
                        "'gcn-v'"):
         make_method('gcn-v', checkpoint=tmp_path / 've.pt')
+
+
+@pytest.mark.parametrize('use_gcn_feat', [False, True])
+def test_gcn_e_shares_gcn_vs_adjacency_when_it_reads_the_same_graph(
+        graph, tmp_path, monkeypatch, use_gcn_feat):
+    # Without GCN features GCN-E walks the kNN graph GCN-V walks: the
+    # adjacency is built once (with them, GCN-E's graph is its own).
+    gcn_v = {**SMALL, 'use_gcn_feat': use_gcn_feat}
+    params = {'gcn_v': gcn_v, 'hidden_channels': 8, 'tau': 0.5,
+              'ignore_ratio': 0.5, 'train': {'steps': 2, 'batch_size': 4}}
+    train(graph, 'gcn-v+e', params, out=tmp_path / 've.pt')
+    method = make_method('gcn-v+e', params, checkpoint=tmp_path / 've.pt')
+    built = []
+
+    def counted(*args, **kwargs):
+        built.append(args[1].shape)
+        return gcn_adjacency(*args, **kwargs)
+
+    monkeypatch.setattr(gcn_v_module, 'gcn_adjacency', counted)
+    labels = method.predict(graph)
+    assert len(built) == (2 if use_gcn_feat else 1)
+    assert labels.shape == (graph.num_nodes,) and labels.max() > 0
 
 
 def test_sweeps_run_the_model_once_with_the_same_metrics(graph, tmp_path):
