@@ -98,13 +98,18 @@ class FCESParams:
         unlinked_singletons (bool): Nodes that keep no link are singletons
             even where Infomap puts them in a module, as in the paper's code
             (+1.5 points of pairwise F on LFW at the best threshold).
-        num_trials (int): Infomap trials.
+        num_trials (int): Infomap trials; the partition with the shortest
+            description is kept. Two, because one trial now and then codes
+            a large identity as two modules, a longer description: on LFW
+            one Infomap seed in ten (two in ten with the faces in random
+            order) split its 530-photo identity, 0.84 instead of 0.97
+            pairwise F; the best of two trials did not in ten seeds.
     """
     temperature: float | None = None
     threshold: float = 0.22
     min_similarity: float | None = None
     unlinked_singletons: bool = True
-    num_trials: int = 1
+    num_trials: int = 2
 
     def __post_init__(self) -> None:
         if self.temperature is not None and not self.temperature > 0:
