@@ -127,10 +127,11 @@ class CandidateSubgraphs:
         self.similarity = similarity
         self.confidence = confidence
         self.labels = labels
-        row = torch.repeat_interleave(torch.arange(num_nodes),
-                                      rowptr[1:] - rowptr[:-1])
-        # Sorted keys target * N + source locate any entry by binary search.
-        self.keys = row * num_nodes + col
+        # Sorted keys target * N + source locate any entry by binary search
+        # (built in place: one int64 per entry, 1.6 GB at 1.74M nodes).
+        self.keys = torch.repeat_interleave(
+            torch.arange(num_nodes) * num_nodes, rowptr[1:] - rowptr[:-1])
+        self.keys += col
         self.values = values
 
     def __call__(self, centers: Tensor) -> Batch:
