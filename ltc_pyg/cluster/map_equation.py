@@ -27,6 +27,7 @@ from torch import Tensor
 from torch_geometric.utils import coalesce
 
 from ltc_pyg.graph.components import relabel_by_first_appearance
+from ltc_pyg.graph.sparse import csr_from_rows
 
 logger = logging.getLogger(__name__)
 
@@ -107,17 +108,6 @@ def _edge_adjacency(edge_index: Tensor, num_nodes: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(edge_index.size(1), dtype=np.int8),
                           (edge_index[0].numpy(), edge_index[1].numpy())),
                          shape=(num_nodes, num_nodes))
-
-
-def _knn_adjacency(neighbor: Tensor, keep: Tensor) -> sp.csr_matrix:
-    r"""The ``[N, N]`` pattern of the kept kNN links ``i ->
-    neighbor[i, c]``, read from the rows without a ``[2, E]`` copy."""
-    num_nodes = neighbor.size(0)
-    indptr = np.zeros(num_nodes + 1, dtype=np.int64)
-    np.cumsum(keep.sum(dim=1).numpy(), out=indptr[1:])
-    indices = neighbor[keep].to(torch.int32).numpy()
-    return sp.csr_matrix((np.ones(indices.size, dtype=np.int8), indices,
-                          indptr), shape=(num_nodes, num_nodes))
 
 
 def _edge_blocks(edge_index: Tensor, edge_weight: Tensor | None
@@ -278,8 +268,8 @@ def knn_map_equation_clusters(neighbor: Tensor, weight: Tensor, keep: Tensor,
         np.ndarray: int64 ``[N]`` labels ``0..C-1`` numbered by first
         appearance; nodes without a kept link are singletons.
     """
-    if neighbor.dim() != 2 or weight.shape != neighbor.shape \
-            or keep.shape != neighbor.shape or keep.dtype != torch.bool:
+    if (neighbor.dim() != 2 or weight.shape != neighbor.shape
+            or keep.shape != neighbor.shape or keep.dtype != torch.bool):
         raise ValueError(f"Expected 'neighbor', 'weight' and a bool 'keep' "
                          f'of one shape [N, k] (got '
                          f'{tuple(neighbor.shape)}, {tuple(weight.shape)}, '
@@ -296,7 +286,9 @@ def knn_map_equation_clusters(neighbor: Tensor, weight: Tensor, keep: Tensor,
     _check_walk(markov_time, num_trials)
     logger.info('Infomap on %d directed kNN links of %d nodes',
                 kept_ids.numel(), num_nodes)
+    order = locality_order(csr_from_rows(
+        keep.sum(dim=1).numpy(), kept_ids.numpy(),
+        np.ones(kept_ids.numel(), dtype=np.int8)))
     del kept_ids
-    order = locality_order(_knn_adjacency(neighbor, keep))
     return _partition_of_links(_knn_blocks(neighbor, weight, keep), order,
                                True, markov_time, num_trials, seed)

@@ -68,6 +68,20 @@ def gcn_adjacency(x: Tensor, neighbor: Tensor, similarity: Tensor,
     return transform(data).adj_t
 
 
+def csr_from_rows(row_counts: np.ndarray, columns: np.ndarray,
+                  values: np.ndarray) -> sp.csr_matrix:
+    r"""The square scipy CSR matrix whose row ``i`` holds the next
+    ``row_counts[i]`` entries of ``columns`` / ``values`` (``[E]``, row
+    after row, e.g. the kept slots of ``[N, k]`` kNN rows in row-major
+    order), with int32 column indices; entries keep their order and
+    repeats are not summed."""
+    num_nodes = row_counts.size
+    indptr = np.zeros(num_nodes + 1, dtype=np.int64)
+    np.cumsum(row_counts, out=indptr[1:])
+    return sp.csr_matrix((values, columns.astype(np.int32), indptr),
+                         shape=(num_nodes, num_nodes))
+
+
 def _csr_gcn_adjacency(neighbor: np.ndarray, similarity: np.ndarray,
                        min_similarity: float) -> sp.csr_matrix | None:
     r""":math:`\mathbf{D}^{-1}(\max(\mathbf{A}, \mathbf{A}^\top) +
@@ -77,11 +91,9 @@ def _csr_gcn_adjacency(neighbor: np.ndarray, similarity: np.ndarray,
     num_nodes = neighbor.shape[0]
     keep = similarity >= min_similarity
     keep &= neighbor != np.arange(num_nodes)[:, None]
-    indptr = np.zeros(num_nodes + 1, dtype=np.int64)
-    np.cumsum(keep.sum(axis=1), out=indptr[1:])
-    adjacency = sp.csr_matrix(
-        (similarity[keep], neighbor[keep].astype(np.int32), indptr),
-        shape=(num_nodes, num_nodes))
+    adjacency = csr_from_rows(keep.sum(axis=1), neighbor[keep],
+                              similarity[keep])
+    indptr = adjacency.indptr
     del keep
     adjacency.sort_indices()
     starts = np.zeros(adjacency.nnz, dtype=bool)
