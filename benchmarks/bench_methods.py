@@ -54,10 +54,16 @@ import numpy as np
 import yaml
 
 from ltc_pyg.data.io import atomic_write, read_features, read_labels
-from ltc_pyg.pipelines.estimator import threshold_sweep
 from ltc_pyg.pipelines.methods import METHODS, get_method
 from ltc_pyg.pipelines.report import format_table
-from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
+from ltc_pyg.pipelines.run import (
+    best_threshold,
+    build_graph,
+    cluster,
+    make_method,
+    threshold_sweep,
+    train,
+)
 
 #: Learned methods built on another one's checkpoint: (base, param key).
 BUILDS_ON = {'gcn-v+e': ('gcn-v', 'gcn_v'), 'gcn-d+s': ('gcn-d', 'gcn_d')}
@@ -111,11 +117,7 @@ def best_on_train(graph, method, cache: Path | None = None,
     if reuse and key in stored:
         return None if stored[key] is None else tuple(stored[key])
     sweep = threshold_sweep(graph, method)
-    best = None
-    if sweep is not None:
-        scores = [m['pairwise_fscore'] for m in sweep['metrics']]
-        scores = [-1.0 if s is None or math.isnan(s) else s for s in scores]
-        best = sweep['param'], sweep['values'][int(np.argmax(scores))]
+    best = None if sweep is None else (sweep['param'], best_threshold(sweep))
     if cache is not None:
         with atomic_write(cache, 'w') as file:
             json.dump({**stored, key: best}, file, indent=1)

@@ -45,11 +45,16 @@ from ltc_pyg.config import KNNConfig
 from ltc_pyg.data.io import read_features, read_labels
 from ltc_pyg.data.synthetic import make_splits
 from ltc_pyg.graph.knn import KNN_METHODS
-from ltc_pyg.pipelines.estimator import threshold_sweep
 from ltc_pyg.pipelines.methods import METHODS, get_method
 from ltc_pyg.pipelines.plots import plot_method_bars, write_report_dir
 from ltc_pyg.pipelines.report import StageTimer, format_table, write_json
-from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
+from ltc_pyg.pipelines.run import (
+    build_graph,
+    cluster,
+    make_method,
+    threshold_sweep,
+    train,
+)
 
 logger = logging.getLogger('ms1m_part1')
 

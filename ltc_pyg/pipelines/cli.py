@@ -68,7 +68,6 @@ from ltc_pyg.graph.knn import (
 )
 from ltc_pyg.graph.sharded_knn import sharded_knn_search
 from ltc_pyg.metrics import evaluate_known
-from ltc_pyg.pipelines.estimator import threshold_sweep
 from ltc_pyg.pipelines.methods import (
     METHODS,
     ClusteringMethod,
@@ -91,6 +90,7 @@ from ltc_pyg.pipelines.run import (
     cluster,
     knn_settings,
     make_method,
+    threshold_sweep,
     train,
 )
 

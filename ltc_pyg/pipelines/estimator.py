@@ -20,7 +20,6 @@ that several methods share one kNN search.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 from pathlib import Path
@@ -35,13 +34,10 @@ from sklearn.utils.validation import (
     validate_data,
 )
 from torch_geometric.data import Data
-from tqdm.auto import tqdm
 
 from ltc_pyg.config import KNNConfig, from_dict, to_dict
-from ltc_pyg.metrics import evaluate_known
 from ltc_pyg.pipelines.checkpoint import save_checkpoint
 from ltc_pyg.pipelines.methods import (
-    ClusteringMethod,
     check_device,
     get_method,
 )
@@ -51,7 +47,6 @@ from ltc_pyg.pipelines.run import (
     cluster,
     knn_settings,
     make_method,
-    prediction_graph,
     train,
 )
 
@@ -224,79 +219,3 @@ class FaceClusterer(ClusterMixin, BaseEstimator):
         r"""Writes a checkpoint of the trained method (learned methods)."""
         check_is_fitted(self, 'method_')
         save_checkpoint(path, self.method_, self.method_.trained_knn)
-
-
-def default_sweep_values(graph: Data, num_values: int = 15,
-                         include: float | None = None) -> np.ndarray:
-    r"""Evenly spaced thresholds over the similarity of each node to its
-    nearest other node (its 2% to 98% quantiles), a range that fits any
-    embedding's scale; widened to :math:`\text{include} \pm 0.1` (capped
-    at 0.999) when given, e.g. a method's current threshold that applies to
-    other similarities (GCN-V's ``tau``)."""
-    if graph.knn_similarity.size(1) < 2:
-        raise ValueError('A threshold sweep needs kNN lists with at least '
-                         'one neighbour (k >= 2)')
-    nearest = graph.knn_similarity[:, 1].double().numpy()
-    low, high = np.quantile(nearest, [0.02, 0.98])
-    if include is not None:
-        low, high = min(low, include - 0.1), max(high, min(include + 0.1,
-                                                           0.999))
-    return np.unique(np.round(np.linspace(low, high, num_values), 4))
-
-
-def threshold_sweep(graph: Data, method: ClusteringMethod,
-                    values: np.ndarray | None = None,
-                    num_values: int = 15,
-                    progress_bar: bool | None = None
-                    ) -> dict[str, Any] | None:
-    r"""Clusters a labelled graph again at each value of the method's
-    threshold parameter (its ``threshold_name``), reusing its kNN.
-
-    Args:
-        graph (Data): A graph with ``y``.
-        method (ClusteringMethod): A built (trained) method; it is left
-            unchanged.
-        values (np.ndarray, optional): The thresholds. (default:
-            :func:`default_sweep_values`)
-        num_values (int, optional): How many default values.
-        progress_bar (bool, optional): Show a bar over the values; by
-            default shown from 10K nodes (a sweep over LFW's 13K takes
-            ~35 s).
-
-    Returns:
-        dict or None: ``{'param': name, 'values': [...], 'metrics': [...]}``
-        (one metrics dict per value), or ``None`` when the method has no
-        threshold parameter.
-    """
-    if 'y' not in graph:
-        raise ValueError('A threshold sweep needs the true labels (graph.y)')
-    name = method.threshold_name
-    if name is None:
-        return None
-    if values is None:
-        values = method.sweep_values(graph)
-    if values is None:
-        values = default_sweep_values(graph, num_values,
-                                      getattr(method.params, name))
-    if progress_bar is None:
-        progress_bar = graph.num_nodes >= 10_000
-    # Methods whose threshold only acts after their model (GCN-V, GCN-V+E)
-    # run the model once; the others cluster again at every value.
-    peaks = None
-    if hasattr(method, 'predict_peaks'):
-        peaks = method.predict_peaks(prediction_graph(graph, method))
-    metrics = []
-    for value in tqdm(values, desc=f'{method.name} {name} sweep',
-                      unit='value', disable=not progress_bar):
-        variant = copy.copy(method)  # shares the trained model
-        variant.params = dataclasses.replace(method.params,
-                                             **{name: float(value)})
-        if peaks is None:
-            metrics.append(cluster(graph, variant).report['metrics'])
-        else:
-            metrics.append(evaluate_known(
-                graph.y.numpy(), variant.labels_from_peaks(peaks))[0])
-        logger.info('%s=%.4f: pairwise F %.4f', name, value,
-                    metrics[-1]['pairwise_fscore'])
-    return {'param': name, 'values': [float(v) for v in values],
-            'metrics': metrics}

@@ -73,6 +73,11 @@ from ltc_pyg.proposals.candidates import (
 
 logger = logging.getLogger(__name__)
 
+#: The thresholds of the original's MS1M test configs
+#: (``vegcn/configs/cfg_test_gcn{v,e}_ms1m.py``), for its released
+#: checkpoints, which were trained on that embedding.
+ORIGINAL_THRESHOLDS = {'tau_0': 0.65, 'tau': 0.8}
+
 GCNFeatureKNN = Literal['flat', 'ivf', 'hnsw', 'rerank']
 
 
@@ -92,10 +97,13 @@ class GCNVParams:
         min_similarity (float): kNN edges below this similarity are left out
             of the adjacency (the original ``th_sim``).
         max_conn (int): Peaks per node.
-        tau_0 (float): Link threshold on the input kNN similarities (used
-            without ``use_gcn_feat``).
-        tau (float): Link threshold on GCN-feature similarities (used with
-            ``use_gcn_feat``).
+        tau_0 (float, optional): Link threshold on the input kNN
+            similarities (used without ``use_gcn_feat``).
+        tau (float, optional): Link threshold on GCN-feature similarities
+            (used with ``use_gcn_feat``). Left ``None``, the one in use is
+            chosen on the labelled training split after training (the best
+            pairwise F of a sweep; the original's released checkpoints get
+            its MS1M values, ``tau_0 = 0.65`` and ``tau = 0.8``).
         use_gcn_feat (bool): Rebuild the kNN graph on GCN-V's hidden
             features for peaks (and GCN-E).
         gcn_feat_knn (str): How: a faiss search (``'flat'``, ``'ivf'``,
@@ -118,8 +126,8 @@ class GCNVParams:
     density_radius: float = 0.5
     min_similarity: float = 0.0
     max_conn: int = 1
-    tau_0: float = 0.65
-    tau: float = 0.8
+    tau_0: float | None = None
+    tau: float | None = None
     use_gcn_feat: bool = True
     gcn_feat_knn: GCNFeatureKNN = 'flat'
     gcn_feat_k: int | None = None
@@ -149,7 +157,9 @@ class GCNVEParams:
         ignore_ratio (float): Least confident fraction linked without GCN-E
             at inference.
         train_ignore_ratio (float): The same when training.
-        tau (float): Link threshold on the similarity to the chosen peak.
+        tau (float, optional): Link threshold on the similarity to the
+            chosen peak; chosen on the training split when left ``None`` (as
+            ``gcn-v``'s; 0.8 for the original's released checkpoints).
         inference_batch_size (int): Subgraphs per chunk at inference.
         train (TrainParams): GCN-E's schedule (``batch_size`` = subgraphs).
     """
@@ -160,7 +170,7 @@ class GCNVEParams:
     conv: str = 'GraphConv'
     ignore_ratio: float = 0.8
     train_ignore_ratio: float = 0.7
-    tau: float = 0.8
+    tau: float | None = None
     inference_batch_size: int = 2048
     train: TrainParams = field(default_factory=lambda: TrainParams(
         steps=200, epochs=None, batch_size=32, milestones=(0.5, 0.8, 0.9)))
@@ -322,12 +332,8 @@ class GCNVMethod(LearnedMethod):
         return neighbor.gather(1, order), similarity
 
     @property
-    def link_threshold(self) -> float:
-        r"""``tau`` with ``use_gcn_feat``, else ``tau_0``."""
-        return getattr(self.params, self.threshold_name)
-
-    @property
     def threshold_name(self) -> str:
+        r"""``tau`` with ``use_gcn_feat``, else ``tau_0``."""
         return 'tau' if self.params.use_gcn_feat else 'tau_0'
 
     def predict_peaks(self, graph: Data,
@@ -350,7 +356,7 @@ class GCNVMethod(LearnedMethod):
         r"""Everything after :meth:`predict_peaks`: the components of the
         links above the threshold (a threshold sweep computes the peaks
         once and calls this per value)."""
-        return peaks_to_labels(peaks, self.link_threshold)
+        return peaks_to_labels(peaks, self.threshold)
 
     def predict(self, graph: Data,
                 timer: StageTimer | None = None) -> np.ndarray:
@@ -362,6 +368,7 @@ class GCNVMethod(LearnedMethod):
     def load_original_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.load_model(convert_original_gcn_v(state_dict),
                         _original_in_channels(state_dict, self.params))
+        self.trained_threshold = ORIGINAL_THRESHOLDS[self.threshold_name]
 
 
 class GCNVEMethod(LearnedMethod):
@@ -431,11 +438,6 @@ class GCNVEMethod(LearnedMethod):
 
         return TrainingPlan(sampler.steps_per_epoch, loss_at)
 
-    @property
-    def link_threshold(self) -> float:
-        r"""``tau``."""
-        return self.params.tau
-
     @torch.no_grad()
     def predict_peaks(self, graph: Data,
                       timer: StageTimer | None = None) -> Peaks:
@@ -489,3 +491,4 @@ class GCNVEMethod(LearnedMethod):
         self.require_base_checkpoint('gcn_e.pth', 'gcn_v.pth')
         self.load_model(convert_original_gcn_e(state_dict),
                         _original_in_channels(state_dict, self.params))
+        self.trained_threshold = ORIGINAL_THRESHOLDS['tau']

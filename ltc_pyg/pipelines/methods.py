@@ -101,6 +101,10 @@ class ClusteringMethod(ABC):
             learned method was trained on (set by training and by loading
             one of our checkpoints); :func:`~ltc_pyg.pipelines.run.cluster`
             holds its graphs to them.
+        trained_threshold (float or None): The value of the threshold
+            parameter chosen on the labelled training split
+            (:func:`~ltc_pyg.pipelines.run.train`, when the parameter is
+            left ``None``); :attr:`threshold` uses it.
     """
     name: ClassVar[str]
     Params: ClassVar[type] = NoParams
@@ -127,6 +131,7 @@ class ClusteringMethod(ABC):
         check_device(device)
         self.params = params
         self.trained_knn: KNNConfig | None = None
+        self.trained_threshold: float | None = None
         self.device = device
         self.seed = seed
         self.progress_bar = progress_bar
@@ -186,6 +191,20 @@ class ClusteringMethod(ABC):
         names = {field.name for field in dataclasses.fields(self.params)}
         return next((name for name in THRESHOLD_PARAMS if name in names),
                     None)
+
+    @property
+    def threshold(self) -> float:
+        r"""The threshold parameter's value: as given, else the one chosen
+        on the training split (:attr:`trained_threshold`)."""
+        name = self.threshold_name
+        value = None if name is None else getattr(self.params, name)
+        if value is None:
+            value = self.trained_threshold
+        if value is None:
+            raise ValueError(f"'{self.name}' has no {name or 'threshold'}: "
+                             f'give one (--threshold) or train it on '
+                             f'labelled data, which chooses it')
+        return value
 
     def sweep_values(self, graph: Data) -> np.ndarray | None:
         r"""The values a threshold sweep tries, for methods whose threshold

@@ -443,9 +443,10 @@ class LearnedMethod(ClusteringMethod):
 
     # -- checkpoints -------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        r"""Model arguments and weights, optimiser, step counter,
-        :attr:`state_attributes`, and the state of the method it builds on
-        (while that one trains first, no model of this one yet)."""
+        r"""Model arguments and weights, optimiser, step counter, the
+        threshold chosen in training, :attr:`state_attributes`, and the state
+        of the method it builds on (while that one trains first, no model of
+        this one yet)."""
         if self.model is None and self.base is None:
             raise ValueError(f"'{self.name}' has no {self.label} model to "
                              f"save")
@@ -456,6 +457,7 @@ class LearnedMethod(ClusteringMethod):
                  'optimizer': (None if self.optimizer is None
                                else self.optimizer.state_dict()),
                  'step': self.step, 'trained': self.trained,
+                 'trained_threshold': self.trained_threshold,
                  'attributes': {name: getattr(self, name)
                                 for name in self.state_attributes}}
         if self.base is not None:
@@ -474,6 +476,7 @@ class LearnedMethod(ClusteringMethod):
             self._base_loaded = True
         self.model, self.optimizer = None, None
         self.step, self.trained = int(state['step']), bool(state['trained'])
+        self.trained_threshold = state.get('trained_threshold')
         self._legacy_epochs = state.get('legacy_epochs')
         for name, value in state['attributes'].items():
             setattr(self, name, value)

@@ -172,7 +172,7 @@ def test_methods_lists_parameters(capsys):
     assert out[1].startswith('    threshold = None [--threshold]: Keep '
                              'edges with cosine similarity >= this.')
     assert 'gcn-v (trainable): ' in '\n'.join(out)
-    assert any(line.startswith('    tau = 0.8 [--threshold]: ')
+    assert any(line.startswith('    tau = None [--threshold]: ')
                for line in out), out
 
 

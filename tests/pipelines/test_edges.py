@@ -19,9 +19,14 @@ from ltc_pyg.graph.edge_probability import (
 )
 from ltc_pyg.metrics import evaluate
 from ltc_pyg.pipelines.cli import main
-from ltc_pyg.pipelines.estimator import threshold_sweep
 from ltc_pyg.pipelines.methods import build_method
-from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
+from ltc_pyg.pipelines.run import (
+    build_graph,
+    cluster,
+    make_method,
+    threshold_sweep,
+    train,
+)
 
 SMALL = {'hidden_channels': 8,
          'train': {'steps': 30, 'optimizer': 'adam', 'lr': 0.01,

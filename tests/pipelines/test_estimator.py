@@ -2,25 +2,26 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import make_scorer
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from torch_geometric.data import Data
 
 from ltc_pyg.cluster.merge import threshold_links
 from ltc_pyg.config import KNNConfig
 from ltc_pyg.graph.transforms import knn_to_edges
 from ltc_pyg.metrics import evaluate
-from ltc_pyg.pipelines.estimator import (
-    FaceClusterer,
-    default_sweep_values,
-    threshold_sweep,
-)
+from ltc_pyg.pipelines.estimator import FaceClusterer
 from ltc_pyg.pipelines.knn_threshold import KNNThreshold
 from ltc_pyg.pipelines.methods import METHODS, ClusteringMethod, build_method
-from ltc_pyg.pipelines.run import build_graph
+from ltc_pyg.pipelines.run import (
+    best_threshold,
+    build_graph,
+    sweep_values,
+    threshold_sweep,
+)
 
 # Unit vectors at these angles: A = {0, 5, 15} degrees, B = {90, 95},
 # C = {180}. Cosines: 5 deg 0.99619, 10 deg 0.98481, 15 deg 0.96593.
@@ -121,7 +122,12 @@ def test_learned_method_fit_save_and_reload(tmp_path, registered):
     # k=3: node 0 sees 5 and 15 degrees, so cos 15 deg is the lowest.
     assert clusterer.method_.learned == pytest.approx(np.cos(np.deg2rad(15)),
                                                       abs=1e-6)
-    assert clusterer.train_report_['stages'][-1]['name'] == 'train'
+    # Its tau is left None: training chose one on the training graph, the
+    # best pairwise F of a sweep there.
+    assert [stage['name'] for stage in clusterer.train_report_['stages']][
+        -2:] == ['train', 'threshold on the training split']
+    sweep = threshold_sweep(clusterer.graph_, clusterer.method_)
+    assert clusterer.method_.trained_threshold == best_threshold(sweep)
     assert clusterer.labels_.tolist() == [0, 0, 0, 1, 1, 2]
     # The report covers the kNN search and training too.
     stages = [stage['name'] for stage in clusterer.report_['stages']]
@@ -203,20 +209,32 @@ def test_threshold_sweep_values_and_metrics(registered):
         threshold_sweep(build_graph(X, KNN), method)
 
 
-def test_default_sweep_values():
+def test_sweep_values():
     graph = build_graph(X, KNN, Y)
     # Nearest-other similarities: cos 5 deg (x4), cos 10 deg, cos 85 deg.
-    low, high = np.quantile(graph.knn_similarity[:, 1].double().numpy(),
-                            [0.02, 0.98])
-    values = default_sweep_values(graph, num_values=5)
+    nearest = graph.knn_similarity[:, 1:2]
+    low, high = np.quantile(nearest.double().numpy(), [0.02, 0.98])
+    values = sweep_values(nearest, num_values=5)
     assert values.tolist() == np.round(np.linspace(low, high, 5), 4).tolist()
     assert high == pytest.approx(np.cos(np.deg2rad(5)), abs=1e-6)
-    wider = default_sweep_values(graph, num_values=3, include=0.95)
+    wider = sweep_values(nearest, num_values=3, include=0.95)
     assert wider.tolist() == np.round([low, (low + 0.999) / 2, 0.999],
                                       4).tolist()
-    assert default_sweep_values(graph, 2, include=0.0)[0] == -0.1
+    assert sweep_values(nearest, 2, include=0.0)[0] == -0.1
+    # Undefined similarities (no peak) are left out.
+    with_nan = torch.tensor([[0.2, float('nan')], [0.4, 0.6]])
+    assert sweep_values(with_nan, 3).tolist() == np.round(np.quantile(
+        [0.2, 0.4, 0.6], [0.02, 0.5, 0.98]), 4).tolist()
     with pytest.raises(ValueError, match='k >= 2'):
-        default_sweep_values(Data(knn_similarity=graph.knn_similarity[:, :1]))
+        sweep_values(graph.knn_similarity[:, 1:1])
+
+
+def test_best_threshold_skips_undefined_scores():
+    sweep = {'values': [0.1, 0.2, 0.3],
+             'metrics': [{'pairwise_fscore': float('nan')},
+                         {'pairwise_fscore': 0.4},
+                         {'pairwise_fscore': None}]}
+    assert best_threshold(sweep) == 0.2
 
 
 def test_clone_and_params():

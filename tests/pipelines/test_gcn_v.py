@@ -18,9 +18,16 @@ from ltc_pyg.graph.sparse import gcn_adjacency
 from ltc_pyg.pipelines import gcn_v as gcn_v_module
 from ltc_pyg.pipelines.checkpoint import read_checkpoint
 from ltc_pyg.pipelines.cli import main
-from ltc_pyg.pipelines.estimator import threshold_sweep
 from ltc_pyg.pipelines.methods import build_method
-from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
+from ltc_pyg.pipelines.run import (
+    best_threshold,
+    build_graph,
+    cluster,
+    make_method,
+    sweep_values,
+    threshold_sweep,
+    train,
+)
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 SMALL = {'hidden_channels': 16, 'tau': 0.5, 'tau_0': 0.5,
@@ -125,6 +132,30 @@ def test_sweeps_run_the_model_once_with_the_same_metrics(graph, tmp_path):
                     for value in values]
         assert sweep['metrics'] == expected
         assert len({m['pairwise_fscore'] for m in expected}) > 1
+
+
+def test_threshold_left_none_is_chosen_on_the_training_split(graph,
+                                                              tmp_path):
+    method = train(graph, 'gcn-v', {**SMALL, 'tau': None},
+                   out=tmp_path / 'v.pt')
+    # The sweep covers the similarities tau cuts: GCN-feature ones.
+    peaks = method.predict_peaks(graph)
+    sweep = threshold_sweep(graph, method)
+    assert sweep['values'] == sweep_values(peaks.similarity).tolist()
+    assert method.trained_threshold == best_threshold(sweep)
+    best = max(m['pairwise_fscore'] for m in sweep['metrics'])
+    assert cluster(graph, method).report['metrics']['pairwise_fscore'] == best
+    assert best > sweep['metrics'][0]['pairwise_fscore']
+    reloaded = make_method('gcn-v', checkpoint=tmp_path / 'v.pt')
+    assert reloaded.trained_threshold == method.trained_threshold
+    np.testing.assert_array_equal(
+        reloaded.predict(graph),
+        _at(method, method.trained_threshold).predict(graph))
+    # Given, the parameter is used and training chooses nothing.
+    given = train(graph, 'gcn-v', SMALL)
+    assert given.trained_threshold is None and given.threshold == 0.5
+    with pytest.raises(ValueError, match="'gcn-v' has no tau: give one"):
+        _ = build_method('gcn-v').threshold
 
 
 def _at(method, value):
