@@ -213,8 +213,14 @@ class ClusteringMethod(ABC):
         return None
 
     def describe(self) -> dict[str, Any]:
-        r"""The parameters as a plain dict, for reports."""
-        return to_dict(self.params)
+        r"""The parameters as a plain dict, for reports; a threshold chosen
+        on the training split as ``<name>_used``."""
+        described = to_dict(self.params)
+        name = self.threshold_name
+        if (self.trained_threshold is not None
+                and described.get(name) is None):
+            described[f'{name}_used'] = self.trained_threshold
+        return described
 
     def __repr__(self) -> str:
         args = ', '.join(f'{k}={v!r}' for k, v in self.describe().items())

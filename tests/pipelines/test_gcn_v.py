@@ -144,7 +144,9 @@ def test_threshold_left_none_is_chosen_on_the_training_split(graph,
     assert sweep['values'] == sweep_values(peaks.similarity).tolist()
     assert method.trained_threshold == best_threshold(sweep)
     best = max(m['pairwise_fscore'] for m in sweep['metrics'])
-    assert cluster(graph, method).report['metrics']['pairwise_fscore'] == best
+    report = cluster(graph, method).report
+    assert report['metrics']['pairwise_fscore'] == best
+    assert report['params']['tau_used'] == method.trained_threshold
     assert best > sweep['metrics'][0]['pairwise_fscore']
     reloaded = make_method('gcn-v', checkpoint=tmp_path / 'v.pt')
     assert reloaded.trained_threshold == method.trained_threshold
