@@ -22,7 +22,7 @@ Without the data the same pipeline runs on a generated MS1M-like set (long
 tailed identities, hard negatives, low-quality samples; train and test
 identities disjoint) sized for a laptop CPU, and learned methods are trained
 on its train split with a short schedule. Methods that take minutes there
-(:data:`SLOW`: L-GCN, GCN-V+E, mean-shift) run only with ``--all``; the
+(:data:`SLOW`: L-GCN, mean-shift) run only with ``--all``; the
 output names every method it did not run and why. Baselines read their
 thresholds and cluster counts from the data. The synthetic numbers show
 the flow and the relative order of methods, not MS1M's.
@@ -90,8 +90,6 @@ SLOW: dict[str, str] = {
             'subgraphs)',
     'meanshift': '97 s, and one cluster at the bandwidth read from the '
                  'data (pairwise F 0.02)',
-    'gcn-v+e': 'GCN-E training took 262 s on top of GCN-V (pairwise F 0.73 '
-               'against 0.80 for gcn-v)',
 }
 
 #: Learned methods built on another one: (base, the parameter naming its
