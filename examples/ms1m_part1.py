@@ -58,27 +58,17 @@ from ltc_pyg.pipelines.run import (
 
 logger = logging.getLogger('ms1m_part1')
 
-#: Proposal thresholds are similarities, so they follow the embedding: the
-#: synthetic set's same-identity similarities sit lower than MS1M's (its
-#: best knn-threshold threshold is ~0.55, MS1M's ~0.7). GCN-S learns from
-#: impure proposals only, which the lower settings supply.
-SYNTHETIC_PROPOSALS = [{'k': 80, 'th': th} for th in (0.45, 0.5, 0.55)]
-SYNTHETIC_SEGMENTATION_PROPOSALS = [{'k': 80, 'th': th} for th in
-                                    (0.3, 0.35, 0.4, 0.45, 0.5, 0.55)]
-
 #: 100 Adam steps: the paper's SGD schedule (lr 0.1) learns the confidence
 #: far worse on synthetic features (see benchmarks/configs/synthetic.yaml).
 ADAM = {'steps': 100, 'optimizer': 'adam', 'lr': 1e-3, 'milestones': []}
 
-#: Short training schedules and scale-dependent settings for the synthetic
-#: fallback (methods not named here run with their defaults). Full MS1M
-#: schedules live in configs/.
+#: Short training schedules for the synthetic fallback (methods not named
+#: here run with their defaults; similarity thresholds are read from the
+#: training split). Full MS1M schedules live in configs/.
 SYNTHETIC_PARAMS: dict[str, dict[str, Any]] = {
     'gcn-v': {'train': ADAM},
     'gcn-v+e': {'gcn_v': {'train': ADAM}, 'train': ADAM},
-    'gcn-d': {'proposals': SYNTHETIC_PROPOSALS},
-    'gcn-d+s': {'gcn_d': {'proposals': SYNTHETIC_SEGMENTATION_PROPOSALS},
-                'train': {'epochs': 30}},
+    'gcn-d+s': {'train': {'epochs': 30}},
     'lgcn': {'train': {'epochs': 1}},
 }
 

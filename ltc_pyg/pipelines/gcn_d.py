@@ -25,6 +25,7 @@ files are given as ``--checkpoint dsgcn_det.pth`` (``gcn-d``) and
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -43,7 +44,9 @@ from ltc_pyg.graph.knn import KNNMethod
 from ltc_pyg.graph.transforms import to_sparse_adjacency
 from ltc_pyg.nn.conv import conv_by_name
 from ltc_pyg.nn.models import GCND, GCNS, convert_dsgcn_state_dict
+from ltc_pyg.pipelines.knn_threshold import KNNThreshold
 from ltc_pyg.pipelines.report import StageTimer
+from ltc_pyg.pipelines.run import best_threshold, threshold_sweep
 from ltc_pyg.pipelines.training import (
     EpochSampler,
     LearnedMethod,
@@ -60,7 +63,12 @@ from ltc_pyg.proposals.super_vertex import (
 logger = logging.getLogger(__name__)
 
 __all__ = ['GCNDParams', 'GCNDSParams', 'GCNDMethod',
-           'GCNDSMethod', 'graph_proposals', 'upper_bound_labels']
+           'GCNDSMethod', 'graph_proposals', 'proposal_scale',
+           'scaled_settings', 'upper_bound_labels']
+
+#: The similarity at which MS1M's embedding links a pair: its basic
+#: proposal setting, the unit of :data:`DEFAULT_PROPOSALS`.
+MS1M_LINK_THRESHOLD = 0.7
 
 # The 2-proposal MS1M row of the original README (th 0.7 and 0.75).
 DEFAULT_PROPOSALS = (ProposalSetting(k=80, th=0.7, step=0.05, max_size=300,
@@ -75,9 +83,12 @@ class GCNDParams:
     2-proposal setting).
 
     Args:
-        proposals (tuple of ProposalSetting): Proposal settings (multi-scale,
-            with iterative ones nested); thresholds are similarities, so
-            they depend on the embedding.
+        proposals (tuple of ProposalSetting, optional): Proposal settings
+            (multi-scale, with iterative ones nested); their thresholds are
+            similarities on the embedding's own scale. Left ``None``: the
+            paper's MS1M settings (``th`` 0.7 and 0.75), mapped onto the
+            embedding by the scale read from the labelled training split
+            (:func:`proposal_scale`).
         train_proposals (tuple of ProposalSetting, optional): Settings for
             the training graph (the original trains on 8 settings and tests
             on others); ``proposals`` if omitted.
@@ -93,7 +104,7 @@ class GCNDParams:
         inference_batch_size (int): Proposals per inference batch.
         train (TrainParams): The schedule (``batch_size``: proposals).
     """
-    proposals: tuple[ProposalSetting, ...] = DEFAULT_PROPOSALS
+    proposals: tuple[ProposalSetting, ...] | None = None
     train_proposals: tuple[ProposalSetting, ...] | None = None
     proposal_knn: KNNMethod = 'flat'
     hidden_channels: tuple[int, ...] = (512, 64)
@@ -109,7 +120,7 @@ class GCNDParams:
         weight_decay=1e-4, milestones=(0.5, 0.8), save_every=1))
 
     def __post_init__(self) -> None:
-        if not self.proposals:
+        if self.proposals is not None and not self.proposals:
             raise ValueError('gcn-d needs at least one proposal setting')
         check_ranges(self, positive=('hidden_channels', 'inference_batch_size'),
                      fractions=('dropout',))
@@ -161,14 +172,48 @@ class GCNDSParams:
                      fractions=('dropout',))
 
 
+def proposal_scale(graph: Data) -> float:
+    r"""The labelled graph's similarity scale relative to MS1M's,
+    :math:`s = (1 - t) / (1 - 0.7)`, with :math:`t` the ``knn-threshold``
+    threshold of best pairwise F on ``graph`` (a threshold sweep) and 0.7
+    MS1M's (:data:`MS1M_LINK_THRESHOLD`). An MS1M setting's threshold
+    :math:`th` maps to :math:`1 - (1 - th)\,s`; its ``step`` is a fraction
+    of the gap to 1 and needs no mapping."""
+    sweep = threshold_sweep(graph, KNNThreshold(), progress_bar=False)
+    return (1 - best_threshold(sweep)) / (1 - MS1M_LINK_THRESHOLD)
+
+
+def scaled_settings(settings: tuple[ProposalSetting, ...], scale: float
+                    ) -> tuple[ProposalSetting, ...]:
+    r"""``settings`` with every threshold (basic and iterative) mapped by
+    :math:`th \mapsto 1 - (1 - th)\,s` (see :func:`proposal_scale`)."""
+    def mapped(setting: Any) -> Any:
+        changes = {'th': round(1 - (1 - setting.th) * scale, 4)}
+        if isinstance(setting, ProposalSetting):
+            changes['iterations'] = tuple(map(mapped, setting.iterations))
+        return dataclasses.replace(setting, **changes)
+    return tuple(map(mapped, settings))
+
+
 def graph_proposals(graph: Data, params: GCNDParams, device: str = 'cpu',
                     progress_bar: bool | None = None,
-                    training: bool = False) -> Proposals:
+                    training: bool = False,
+                    scale: float | None = None) -> Proposals:
     r"""The proposals of ``params.proposals`` (or, with ``training``, of
-    ``params.train_proposals`` when set) on an affinity graph."""
+    ``params.train_proposals`` when set) on an affinity graph; the default
+    MS1M settings (``proposals=None``) mapped by ``scale``
+    (:func:`proposal_scale`)."""
     settings = params.proposals
     if training and params.train_proposals is not None:
         settings = params.train_proposals
+    if settings is None:
+        if scale is None:
+            raise ValueError("gcn-d's default proposal settings are in "
+                             "MS1M's similarity units and need the scale "
+                             'read from a labelled training split: train '
+                             'the method, or give proposals on the '
+                             "embedding's scale")
+        settings = scaled_settings(DEFAULT_PROPOSALS, scale)
     return generate_proposals(graph.x.numpy(), graph.knn_neighbor.numpy(),
                               graph.knn_similarity.numpy(), settings,
                               params.proposal_knn, device, progress_bar)[0]
@@ -190,7 +235,9 @@ def upper_bound_labels(graph: Data, params: GCNDParams,
     proposals."""
     if 'y' not in graph:
         raise ValueError('The upper bound needs the true labels (graph.y)')
-    proposals = graph_proposals(graph, params, progress_bar=progress_bar)
+    scale = None if params.proposals is not None else proposal_scale(graph)
+    proposals = graph_proposals(graph, params, progress_bar=progress_bar,
+                                scale=scale)
     dataset = _dataset(graph, proposals, params.weighted, labels=True)
     return deoverlap(dataset.targets.iou, proposals, graph.num_nodes,
                      _th_pos(params), params.th_iou)
@@ -213,11 +260,15 @@ def _adjacency(batch: Batch) -> Tensor:
                                batch.num_nodes).to(batch.x.device)
 
 
-def _with_proposal_count(method: LearnedMethod,
-                         described: dict[str, Any]) -> dict[str, Any]:
-    r"""``described`` plus the proposal count of the last prediction."""
+def _with_proposal_facts(method: LearnedMethod, params: GCNDParams,
+                         scale: float | None, described: dict[str, Any]
+                         ) -> dict[str, Any]:
+    r"""``described`` plus the proposal count of the last prediction and
+    the similarity scale the default settings were mapped by."""
     if getattr(method, 'num_proposals_', None) is not None:
         described['num_proposals'] = method.num_proposals_
+    if params.proposals is None and scale is not None:
+        described['proposal_scale_used'] = scale
     return described
 
 
@@ -227,6 +278,14 @@ class GCNDMethod(LearnedMethod):
     name = 'gcn-d'
     label = 'GCN-D'
     Params = GCNDParams
+    state_attributes = ('proposal_scale',)
+
+    def __init__(self, params: Any = None, device: str = 'cpu', seed: int = 0,
+                 progress_bar: bool | None = None) -> None:
+        super().__init__(params, device, seed, progress_bar)
+        #: The training split's similarity scale (:func:`proposal_scale`),
+        #: for the default proposal settings.
+        self.proposal_scale: float | None = None
 
     def build_model(self, in_channels: int,
                     hidden_channels: tuple[int, ...] = ()) -> GCND:
@@ -237,9 +296,15 @@ class GCNDMethod(LearnedMethod):
     def prepare_training(self, graph: Data, timer: StageTimer
                          ) -> TrainingPlan:
         params = self.params
+        if params.proposals is None and self.proposal_scale is None:
+            with timer('similarity scale'):
+                self.proposal_scale = proposal_scale(graph)
+            logger.info('Similarity scale of the training split: %.4f '
+                        '(MS1M: 1)', self.proposal_scale)
         with timer('proposals'):
             proposals = graph_proposals(graph, params, self.device,
-                                        self.progress_bar, training=True)
+                                        self.progress_bar, training=True,
+                                        scale=self.proposal_scale)
         if len(proposals) == 0:
             raise ValueError('The proposal settings give no proposals on the '
                              'training graph; lower their th')
@@ -282,7 +347,8 @@ class GCNDMethod(LearnedMethod):
         timer = timer or StageTimer()
         with timer('proposals'):
             proposals = graph_proposals(graph, self.params, self.device,
-                                        self.progress_bar)
+                                        self.progress_bar,
+                                        scale=self.proposal_scale)
             self.num_proposals_ = len(proposals)
         with timer('GCN-D inference'):
             scores = self.score(graph, proposals)
@@ -291,12 +357,14 @@ class GCNDMethod(LearnedMethod):
                              _th_pos(self.params), self.params.th_iou)
 
     def describe(self) -> dict[str, Any]:
-        return _with_proposal_count(self, super().describe())
+        return _with_proposal_facts(self, self.params, self.proposal_scale,
+                                    super().describe())
 
     def load_original_state_dict(self, state_dict: dict[str, Any]) -> None:
         in_channels, hidden = _original_sizes(state_dict)
         self.load_model(convert_dsgcn_state_dict(state_dict), in_channels,
                         hidden_channels=hidden)
+        self.proposal_scale = 1.0  # trained on MS1M
 
 
 def _original_sizes(state_dict: dict[str, Any]) -> tuple[int, tuple[int,
@@ -338,7 +406,8 @@ class GCNDSMethod(LearnedMethod):
         params = self.params
         with timer('proposals'):
             proposals = graph_proposals(graph, params.gcn_d, self.device,
-                                        self.progress_bar, training=True)
+                                        self.progress_bar, training=True,
+                                        scale=self.base.proposal_scale)
         seed_mode = 'random' if params.use_seed else None
         dataset = _dataset(graph, proposals, params.gcn_d.weighted,
                            labels=True, seed_mode=seed_mode, seed=self.seed)
@@ -400,7 +469,8 @@ class GCNDSMethod(LearnedMethod):
         params = self.params
         with timer('proposals'):
             proposals = graph_proposals(graph, params.gcn_d, self.device,
-                                        self.progress_bar)
+                                        self.progress_bar,
+                                        scale=self.base.proposal_scale)
             self.num_proposals_ = len(proposals)
         with timer('GCN-D inference'):
             scores = self.base.score(graph, proposals)
@@ -412,7 +482,9 @@ class GCNDSMethod(LearnedMethod):
                              members, params.th_outlier, params.keep_outlier)
 
     def describe(self) -> dict[str, Any]:
-        return _with_proposal_count(self, super().describe())
+        return _with_proposal_facts(self, self.params.gcn_d,
+                                    self.base.proposal_scale,
+                                    super().describe())
 
     def load_original_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.require_base_checkpoint('dsgcn_seg.pth', 'dsgcn_det.pth')

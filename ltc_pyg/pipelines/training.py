@@ -512,7 +512,8 @@ class LearnedMethod(ClusteringMethod):
         upgraded.update(model_kwargs=kwargs, model=state.get('model'),
                         optimizer=state.get('optimizer'),
                         attributes={name: state[name]
-                                    for name in self.state_attributes})
+                                    for name in self.state_attributes
+                                    if name in state})
         if self.base is not None:
             upgraded[self.builds_on[1]] = state[self.builds_on[1]]
         return upgraded

@@ -14,13 +14,28 @@ from ltc_pyg.data.synthetic import make_splits
 from ltc_pyg.metrics import evaluate
 from ltc_pyg.pipelines.cli import main
 from ltc_pyg.pipelines.gcn_d import (
+    DEFAULT_PROPOSALS,
     GCNDParams,
     graph_proposals,
+    proposal_scale,
+    scaled_settings,
     upper_bound_labels,
 )
+from ltc_pyg.pipelines.knn_threshold import KNNThreshold
 from ltc_pyg.pipelines.methods import build_method
-from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
-from ltc_pyg.proposals.super_vertex import Proposals
+from ltc_pyg.pipelines.run import (
+    best_threshold,
+    build_graph,
+    cluster,
+    make_method,
+    threshold_sweep,
+    train,
+)
+from ltc_pyg.proposals.super_vertex import (
+    IterativeSetting,
+    Proposals,
+    ProposalSetting,
+)
 from ltc_pyg.proposals.targets import proposal_targets
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
@@ -53,6 +68,43 @@ def _weights(model):
 def test_params_need_proposals():
     with pytest.raises(ValueError, match='at least one proposal'):
         GCNDParams(proposals=())
+
+
+def test_scaled_settings_map_thresholds_not_steps():
+    setting = ProposalSetting(k=80, th=0.7, step=0.05, iterations=(
+        IterativeSetting(k=2, th=0.4, step=0.05),))
+    # s = 1.5 (a best linking threshold of 0.55 against MS1M's 0.7).
+    (mapped,) = scaled_settings((setting,), 1.5)
+    assert mapped.th == 0.55 and mapped.step == 0.05
+    assert mapped.iterations[0].th == 0.1 and mapped.iterations[0].step == 0.05
+    assert scaled_settings((setting,), 1.0) == (setting,)
+
+
+def test_default_proposals_follow_the_training_splits_scale(tmp_path):
+    # MS1M's settings (k=80) need rows of 80: 96 nodes, k=80.
+    split = make_splits(num_train_identities=1, num_test_identities=8,
+                        dim=16, mean_size=12, spread=0.5,
+                        low_quality_fraction=0.0, seed=0)['test']
+    graph = build_graph(split.x, KNNConfig(k=80), split.labels)
+    params = {'hidden_channels': [16, 8],
+              'train': {'epochs': 2, 'batch_size': 8, 'lr': 0.01}}
+    method = train(graph, 'gcn-d', params, out=tmp_path / 'd.pt')
+    best = best_threshold(threshold_sweep(graph, KNNThreshold()))
+    assert method.proposal_scale == pytest.approx((1 - best) / 0.3)
+    assert proposal_scale(graph) == method.proposal_scale
+    # The same as giving the mapped settings on the embedding's scale.
+    given = train(graph, 'gcn-d', {**params, 'proposals': scaled_settings(
+        DEFAULT_PROPOSALS, method.proposal_scale)})
+    assert given.proposal_scale is None
+    result = cluster(graph, method)
+    np.testing.assert_array_equal(result.labels, cluster(graph, given).labels)
+    assert result.report['params']['proposal_scale_used'] == (
+        method.proposal_scale)
+    reloaded = make_method('gcn-d', checkpoint=tmp_path / 'd.pt')
+    assert reloaded.proposal_scale == method.proposal_scale
+    untrained = build_method('gcn-d')
+    with pytest.raises(ValueError, match="in MS1M's similarity units"):
+        graph_proposals(graph, untrained.params)
 
 
 def test_upper_bound_is_true_iou_deoverlap(graph):
