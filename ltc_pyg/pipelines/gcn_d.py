@@ -70,6 +70,14 @@ __all__ = ['GCNDParams', 'GCNDSParams', 'GCNDMethod',
 #: proposal setting, the unit of :data:`DEFAULT_PROPOSALS`.
 MS1M_LINK_THRESHOLD = 0.7
 
+#: GCN-S's default training settings (MS1M units): it learns from impure
+#: proposals, which lower thresholds supply. Trained on CFP with the two
+#: defaults alone it left 13,112 clusters of LFW's 13,233 faces (pairwise F
+#: 0.003); with these, 0.537.
+SEGMENTATION_PROPOSALS = tuple(
+    ProposalSetting(k=80, th=th, step=0.05, max_size=300, min_size=3)
+    for th in (0.5, 0.6, 0.7, 0.75))
+
 # The 2-proposal MS1M row of the original README (th 0.7 and 0.75).
 DEFAULT_PROPOSALS = (ProposalSetting(k=80, th=0.7, step=0.05, max_size=300,
                                      min_size=3),
@@ -91,7 +99,8 @@ class GCNDParams:
             (:func:`proposal_scale`).
         train_proposals (tuple of ProposalSetting, optional): Settings for
             the training graph (the original trains on 8 settings and tests
-            on others); ``proposals`` if omitted.
+            on others); ``proposals`` if omitted (GCN-S trains, without
+            either, on :data:`SEGMENTATION_PROPOSALS`, mapped likewise).
         proposal_knn (str): kNN search over super-vertices.
         hidden_channels (tuple of int): GCN-D conv sizes.
         dropout (float): Node dropout in training.
@@ -198,10 +207,12 @@ def scaled_settings(settings: tuple[ProposalSetting, ...], scale: float
 def graph_proposals(graph: Data, params: GCNDParams, device: str = 'cpu',
                     progress_bar: bool | None = None,
                     training: bool = False,
-                    scale: float | None = None) -> Proposals:
+                    scale: float | None = None,
+                    defaults: tuple[ProposalSetting, ...] = DEFAULT_PROPOSALS
+                    ) -> Proposals:
     r"""The proposals of ``params.proposals`` (or, with ``training``, of
-    ``params.train_proposals`` when set) on an affinity graph; the default
-    MS1M settings (``proposals=None``) mapped by ``scale``
+    ``params.train_proposals`` when set) on an affinity graph; without
+    either, the MS1M settings ``defaults`` mapped by ``scale``
     (:func:`proposal_scale`)."""
     settings = params.proposals
     if training and params.train_proposals is not None:
@@ -213,7 +224,7 @@ def graph_proposals(graph: Data, params: GCNDParams, device: str = 'cpu',
                              'read from a labelled training split: train '
                              'the method, or give proposals on the '
                              "embedding's scale")
-        settings = scaled_settings(DEFAULT_PROPOSALS, scale)
+        settings = scaled_settings(defaults, scale)
     return generate_proposals(graph.x.numpy(), graph.knn_neighbor.numpy(),
                               graph.knn_similarity.numpy(), settings,
                               params.proposal_knn, device, progress_bar)[0]
@@ -407,7 +418,8 @@ class GCNDSMethod(LearnedMethod):
         with timer('proposals'):
             proposals = graph_proposals(graph, params.gcn_d, self.device,
                                         self.progress_bar, training=True,
-                                        scale=self.base.proposal_scale)
+                                        scale=self.base.proposal_scale,
+                                        defaults=SEGMENTATION_PROPOSALS)
         seed_mode = 'random' if params.use_seed else None
         dataset = _dataset(graph, proposals, params.gcn_d.weighted,
                            labels=True, seed_mode=seed_mode, seed=self.seed)

@@ -12,9 +12,11 @@ from ltc_pyg.data.io import (
 )
 from ltc_pyg.data.synthetic import make_splits
 from ltc_pyg.metrics import evaluate
+from ltc_pyg.pipelines import gcn_d as gcn_d_module
 from ltc_pyg.pipelines.cli import main
 from ltc_pyg.pipelines.gcn_d import (
     DEFAULT_PROPOSALS,
+    SEGMENTATION_PROPOSALS,
     GCNDParams,
     graph_proposals,
     proposal_scale,
@@ -105,6 +107,29 @@ def test_default_proposals_follow_the_training_splits_scale(tmp_path):
     untrained = build_method('gcn-d')
     with pytest.raises(ValueError, match="in MS1M's similarity units"):
         graph_proposals(graph, untrained.params)
+
+
+def test_gcn_s_trains_on_lower_default_settings(monkeypatch):
+    split = make_splits(num_train_identities=1, num_test_identities=8,
+                        dim=16, mean_size=12, spread=0.5,
+                        low_quality_fraction=0.0, seed=0)['test']
+    graph = build_graph(split.x, KNNConfig(k=80), split.labels)
+    used = []
+    generate = gcn_d_module.generate_proposals
+
+    def recorded(features, neighbor, similarity, settings, *args):
+        used.append(settings)
+        return generate(features, neighbor, similarity, settings, *args)
+
+    monkeypatch.setattr(gcn_d_module, 'generate_proposals', recorded)
+    method = train(graph, 'gcn-d+s', {
+        'gcn_d': {'hidden_channels': [8], 'train': {'epochs': 1}},
+        'hidden_channels': [8], 'train': {'epochs': 1}})
+    scale = method.base.proposal_scale
+    # GCN-D trains on the mapped defaults, GCN-S on the lower settings.
+    assert used == [scaled_settings(DEFAULT_PROPOSALS, scale),
+                    scaled_settings(SEGMENTATION_PROPOSALS, scale)]
+    assert [s.th for s in SEGMENTATION_PROPOSALS] == [0.5, 0.6, 0.7, 0.75]
 
 
 def test_upper_bound_is_true_iou_deoverlap(graph):
