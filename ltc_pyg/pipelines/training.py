@@ -444,9 +444,9 @@ class LearnedMethod(ClusteringMethod):
     # -- checkpoints -------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         r"""Model arguments and weights, optimiser, step counter, the
-        threshold chosen in training, :attr:`state_attributes`, and the state
-        of the method it builds on (while that one trains first, no model of
-        this one yet)."""
+        threshold chosen in training and :attr:`state_attributes`, and the
+        state of the method it builds on (while that one trains first, no
+        model of this one yet)."""
         if self.model is None and self.base is None:
             raise ValueError(f"'{self.name}' has no {self.label} model to "
                              f"save")
@@ -457,9 +457,9 @@ class LearnedMethod(ClusteringMethod):
                  'optimizer': (None if self.optimizer is None
                                else self.optimizer.state_dict()),
                  'step': self.step, 'trained': self.trained,
-                 'trained_threshold': self.trained_threshold,
-                 'attributes': {name: getattr(self, name)
-                                for name in self.state_attributes}}
+                 'attributes': {name: getattr(self, name) for name in
+                                ('trained_threshold',
+                                 *self.state_attributes)}}
         if self.base is not None:
             state[self.builds_on[1]] = self.base.state_dict()
         return state
@@ -476,7 +476,6 @@ class LearnedMethod(ClusteringMethod):
             self._base_loaded = True
         self.model, self.optimizer = None, None
         self.step, self.trained = int(state['step']), bool(state['trained'])
-        self.trained_threshold = state.get('trained_threshold')
         self._legacy_epochs = state.get('legacy_epochs')
         for name, value in state['attributes'].items():
             setattr(self, name, value)
