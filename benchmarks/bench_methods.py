@@ -53,7 +53,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ltc_pyg.config import from_dict, to_dict
 from ltc_pyg.data.io import atomic_write, read_features, read_labels
+from ltc_pyg.pipelines.gcn_d import GCNDParams, scaled_settings
 from ltc_pyg.pipelines.methods import METHODS, get_method
 from ltc_pyg.pipelines.report import format_table
 from ltc_pyg.pipelines.run import (
@@ -125,21 +127,16 @@ def best_on_train(graph, method, cache: Path | None = None,
 
 
 def scale_proposals(params: dict[str, Any], scale: float) -> None:
-    r"""Maps every proposal ``th`` (``1 - (1 - th) * scale``) and split
-    ``step`` (``step * scale``) of ``params`` (``proposals``,
-    ``train_proposals``, with their iterative settings), in place."""
-    def mapped(setting: dict[str, Any]) -> dict[str, Any]:
-        out = dict(setting)
-        if 'th' in out:
-            out['th'] = round(1 - (1 - out['th']) * scale, 4)
-        if 'step' in out:
-            out['step'] = round(out['step'] * scale, 4)
-        if 'iterations' in out:
-            out['iterations'] = [mapped(i) for i in out['iterations']]
-        return out
-    for key in ('proposals', 'train_proposals'):
-        if params.get(key):
-            params[key] = [mapped(setting) for setting in params[key]]
+    r"""Maps the MS1M settings of ``params`` (``proposals``,
+    ``train_proposals``, with their iterative settings) onto the
+    embedding's scale, in place
+    (:func:`~ltc_pyg.pipelines.gcn_d.scaled_settings`)."""
+    given = {key: params[key] for key in ('proposals', 'train_proposals')
+             if params.get(key)}
+    settings = from_dict(GCNDParams, given, 'proposal settings')
+    for key in given:
+        params[key] = [to_dict(setting) for setting in
+                       scaled_settings(getattr(settings, key), scale)]
 
 
 def trained(graph, name: str, params: dict[str, Any],

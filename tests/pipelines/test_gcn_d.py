@@ -72,14 +72,16 @@ def test_params_need_proposals():
         GCNDParams(proposals=())
 
 
-def test_scaled_settings_map_thresholds_not_steps():
+def test_scaled_settings_map_thresholds_and_steps():
     setting = ProposalSetting(k=80, th=0.7, step=0.05, iterations=(
-        IterativeSetting(k=2, th=0.4, step=0.05),))
+        IterativeSetting(k=2, th=0.4, step=0.1),))
     # s = 1.5 (a best linking threshold of 0.55 against MS1M's 0.7).
     (mapped,) = scaled_settings((setting,), 1.5)
-    assert mapped.th == 0.55 and mapped.step == 0.05
-    assert mapped.iterations[0].th == 0.1 and mapped.iterations[0].step == 0.05
+    assert (mapped.th, mapped.step) == (0.55, 0.075)
+    assert (mapped.iterations[0].th, mapped.iterations[0].step) == (0.1, 0.15)
+    assert mapped.k == 80 and mapped.iterations[0].k == 2
     assert scaled_settings((setting,), 1.0) == (setting,)
+    assert scaled_settings((setting,), 30.0)[0].step == 1.0  # a fraction
 
 
 def test_default_proposals_follow_the_training_splits_scale(tmp_path):
