@@ -92,11 +92,11 @@ class GCNDParams:
 
     Args:
         proposals (tuple of ProposalSetting, optional): Proposal settings
-            (multi-scale, with iterative ones nested); their thresholds are
-            similarities on the embedding's own scale. Left ``None``: the
-            paper's MS1M settings (``th`` 0.7 and 0.75), mapped onto the
+            (multi-scale, with iterative ones nested) with thresholds on
+            the embedding's own similarity scale; left ``None``, the
+            paper's MS1M settings (``th`` 0.7 and 0.75) mapped onto the
             embedding by the scale read from the labelled training split
-            (:func:`proposal_scale`).
+            (:func:`proposal_scale`, :func:`scaled_settings`).
         train_proposals (tuple of ProposalSetting, optional): Settings for
             the training graph (the original trains on 8 settings and tests
             on others); ``proposals`` if omitted (GCN-S trains, without
