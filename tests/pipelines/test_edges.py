@@ -19,6 +19,7 @@ from ltc_pyg.graph.edge_probability import (
 )
 from ltc_pyg.metrics import evaluate
 from ltc_pyg.pipelines.cli import main
+from ltc_pyg.pipelines.edges import AGREEMENT_DROP, similarity_agreement
 from ltc_pyg.pipelines.methods import build_method
 from ltc_pyg.pipelines.run import (
     build_graph,
@@ -148,6 +149,45 @@ def test_learned_edges_train_score_and_cluster(graphs, tmp_path):
                          'edges.pt')
     assert loaded.temperature == train_temperature
     assert np.array_equal(cluster(test, loaded).labels, result.labels)
+
+
+def test_similarity_agreement_ranks_the_non_self_slots():
+    similarity = torch.tensor([[1.0, 0.9, 0.5], [1.0, 0.8, 0.3],
+                               [1.0, 0.7, 0.6]])
+    # Column 0 (the node itself) is left out, whatever it holds.
+    same_order = torch.tensor([[0.0, 0.8, 0.2], [0.3, 0.6, 0.1],
+                               [0.9, 0.5, 0.4]])
+    assert similarity_agreement(same_order, similarity) == pytest.approx(1.0)
+    assert similarity_agreement(1 - same_order, similarity) == pytest.approx(
+        -1.0)
+
+
+def test_learned_edges_warns_when_it_reads_a_graph_unlike_its_training(
+        graphs, monkeypatch, caplog, tmp_path):
+    method = train(graphs['train'], 'learned-edges', SMALL,
+                   out=tmp_path / 'edges.pt')
+    expected = similarity_agreement(method.edge_probability(graphs['train']),
+                                    graphs['train'].knn_similarity)
+    assert method.similarity_agreement == expected > AGREEMENT_DROP
+    loaded = make_method('learned-edges', SMALL,
+                         checkpoint=tmp_path / 'edges.pt')
+    assert loaded.similarity_agreement == expected
+    test = graphs['test']
+    with caplog.at_level('WARNING', logger='ltc_pyg.pipelines.edges'):
+        report = cluster(test, loaded).report
+    assert 'may not transfer' not in caplog.text
+    assert report['params']['similarity_agreement_train'] == expected
+    assert report['params']['similarity_agreement'] > (
+        expected - AGREEMENT_DROP)
+    # Probabilities unrelated to the similarity: the check fires.
+    noise = torch.rand(test.knn_neighbor.shape,
+                       generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(loaded, 'edge_probability', lambda graph, timer:
+                        noise)
+    with caplog.at_level('WARNING', logger='ltc_pyg.pipelines.edges'):
+        cluster(test, loaded)
+    assert 'may not transfer' in caplog.text
+    assert abs(loaded.similarity_agreement_) < 0.2
 
 
 def test_learned_edges_threshold_is_a_probability():
