@@ -179,15 +179,42 @@ def test_learned_edges_warns_when_it_reads_a_graph_unlike_its_training(
     assert report['params']['similarity_agreement_train'] == expected
     assert report['params']['similarity_agreement'] > (
         expected - AGREEMENT_DROP)
-    # Probabilities unrelated to the similarity: the check fires.
+    assert report['params']['used_fallback'] is False
+    # Probabilities unrelated to the similarity: the check fires, and the
+    # similarity-only scorer trained beside it clusters instead.
     noise = torch.rand(test.knn_neighbor.shape,
                        generator=torch.Generator().manual_seed(0))
     monkeypatch.setattr(loaded, 'edge_probability', lambda graph, timer:
                         noise)
     with caplog.at_level('WARNING', logger='ltc_pyg.pipelines.edges'):
-        cluster(test, loaded)
+        result = cluster(test, loaded)
     assert 'may not transfer' in caplog.text
+    assert 'similarity-only scorer instead' in caplog.text
     assert abs(loaded.similarity_agreement_) < 0.2
+    assert result.report['params']['used_fallback'] is True
+    fallback = loaded._fallback()
+    assert fallback.params.features == ('similarity',)
+    assert not fallback.params.context and fallback.fallback_state is None
+    alone = build_method('learned-edges', dataclasses.replace(
+        fallback.params, fallback=False))
+    alone.load_state_dict(loaded.fallback_state)
+    np.testing.assert_array_equal(result.labels, cluster(test, alone).labels)
+
+
+def test_learned_edges_without_fallback_only_warns(graphs, monkeypatch,
+                                                   caplog):
+    method = train(graphs['train'], 'learned-edges',
+                   {**SMALL, 'fallback': False})
+    assert method.fallback_state is None
+    test = graphs['test']
+    noise = torch.rand(test.knn_neighbor.shape,
+                       generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(method, 'edge_probability', lambda graph, timer:
+                        noise)
+    with caplog.at_level('WARNING', logger='ltc_pyg.pipelines.edges'):
+        report = cluster(test, method).report
+    assert 'train with features: [similarity]' in caplog.text
+    assert report['params']['used_fallback'] is False
 
 
 def test_learned_edges_threshold_is_a_probability():
