@@ -7,7 +7,8 @@ train -> test split, and wall time and peak memory per stage at scale.
 by later runs with the same params, unless ``--retrain``). Every
 method with a similarity threshold (``threshold``, ``tau``) gets it chosen
 on the *train* split, the value with the best pairwise F over a sweep of
-the train graph's similarities (no test label is looked at); methods that
+the train graph's similarities (no test label is looked at; learned
+methods that chose theirs in training keep that value); methods that
 take a number of clusters get the number of test identities (the oracle
 count, as in the original tables). Proposal thresholds of ``gcn-d`` and
 ``gcn-d+s`` come from the config, in MS1M's similarity units, and are
@@ -196,8 +197,11 @@ def quality(args: argparse.Namespace) -> list[dict[str, Any]]:
             method, train_seconds = trained(train_graph, name, params, args)
         else:
             method = make_method(name, params)
-        best = best_on_train(train_graph, method, sweeps, not args.retrain)
-        if best is not None:
+        if method.trained_threshold is not None:  # training chose it
+            chosen = (f'{method.threshold_name}='
+                      f'{method.trained_threshold:.4f}')
+        elif (best := best_on_train(train_graph, method, sweeps,
+                                    not args.retrain)) is not None:
             key, value = best
             method.params = dataclasses.replace(method.params,
                                                 **{key: value})

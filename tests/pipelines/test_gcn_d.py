@@ -63,6 +63,12 @@ def graph(split):
     return build_graph(split.x, KNNConfig(k=8), split.labels)
 
 
+@pytest.fixture(scope='module')
+def graph80(split):
+    # MS1M's settings (k=80) need rows of 80: the same 96 nodes, k=80.
+    return build_graph(split.x, KNNConfig(k=80), split.labels)
+
+
 def _weights(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -84,38 +90,30 @@ def test_scaled_settings_map_thresholds_and_steps():
     assert scaled_settings((setting,), 30.0)[0].step == 1.0  # a fraction
 
 
-def test_default_proposals_follow_the_training_splits_scale(tmp_path):
-    # MS1M's settings (k=80) need rows of 80: 96 nodes, k=80.
-    split = make_splits(num_train_identities=1, num_test_identities=8,
-                        dim=16, mean_size=12, spread=0.5,
-                        low_quality_fraction=0.0, seed=0)['test']
-    graph = build_graph(split.x, KNNConfig(k=80), split.labels)
+def test_default_proposals_follow_the_training_splits_scale(graph80,
+                                                            tmp_path):
     params = {'hidden_channels': [16, 8],
               'train': {'epochs': 2, 'batch_size': 8, 'lr': 0.01}}
-    method = train(graph, 'gcn-d', params, out=tmp_path / 'd.pt')
-    best = best_threshold(threshold_sweep(graph, KNNThreshold()))
+    method = train(graph80, 'gcn-d', params, out=tmp_path / 'd.pt')
+    best = best_threshold(threshold_sweep(graph80, KNNThreshold()))
     assert method.proposal_scale == pytest.approx((1 - best) / 0.3)
-    assert proposal_scale(graph) == method.proposal_scale
+    assert proposal_scale(graph80) == method.proposal_scale
     # The same as giving the mapped settings on the embedding's scale.
-    given = train(graph, 'gcn-d', {**params, 'proposals': scaled_settings(
+    given = train(graph80, 'gcn-d', {**params, 'proposals': scaled_settings(
         DEFAULT_PROPOSALS, method.proposal_scale)})
     assert given.proposal_scale is None
-    result = cluster(graph, method)
-    np.testing.assert_array_equal(result.labels, cluster(graph, given).labels)
+    result = cluster(graph80, method)
+    np.testing.assert_array_equal(result.labels, cluster(graph80, given).labels)
     assert result.report['params']['proposal_scale_used'] == (
         method.proposal_scale)
     reloaded = make_method('gcn-d', checkpoint=tmp_path / 'd.pt')
     assert reloaded.proposal_scale == method.proposal_scale
     untrained = build_method('gcn-d')
     with pytest.raises(ValueError, match="in MS1M's similarity units"):
-        graph_proposals(graph, untrained.params)
+        graph_proposals(graph80, untrained.params)
 
 
-def test_gcn_s_trains_on_lower_default_settings(monkeypatch):
-    split = make_splits(num_train_identities=1, num_test_identities=8,
-                        dim=16, mean_size=12, spread=0.5,
-                        low_quality_fraction=0.0, seed=0)['test']
-    graph = build_graph(split.x, KNNConfig(k=80), split.labels)
+def test_gcn_s_trains_on_lower_default_settings(graph80, monkeypatch):
     used = []
     generate = gcn_d_module.generate_proposals
 
@@ -124,7 +122,7 @@ def test_gcn_s_trains_on_lower_default_settings(monkeypatch):
         return generate(features, neighbor, similarity, settings, *args)
 
     monkeypatch.setattr(gcn_d_module, 'generate_proposals', recorded)
-    method = train(graph, 'gcn-d+s', {
+    method = train(graph80, 'gcn-d+s', {
         'gcn_d': {'hidden_channels': [8], 'train': {'epochs': 1}},
         'hidden_channels': [8], 'train': {'epochs': 1}})
     scale = method.base.proposal_scale
