@@ -515,12 +515,18 @@ def _cluster(args: argparse.Namespace) -> None:
                              checkpoint=args.checkpoint,
                              device=config.device, seed=config.seed,
                              progress_bar=progress)
+        _set_threshold(method, args.threshold)
+        try:  # before minutes of reading and kNN search
+            method.check_ready()
+        except ValueError as error:
+            where = (f' (model: --checkpoint {args.checkpoint})'
+                     if args.checkpoint else '')
+            raise UserError(f'{error}{where}') from None
         # A method that clusters a given kNN file's rows alone never reads
         # the features: only their row count is checked.
         keep_features = method.reads_features or args.knn is None
         features, labels = _read_inputs(args, timer, args.labels,
                                         check=keep_features)
-        _set_threshold(method, args.threshold)
         try:
             knn = knn_settings(method, requested)
         except ValueError as error:

@@ -206,6 +206,14 @@ class ClusteringMethod(ABC):
                              f'labelled data, which chooses it')
         return value
 
+    def check_ready(self) -> None:
+        r"""Raises :class:`ValueError` when the method cannot cluster as
+        configured (no trained model, no threshold), before any work: the
+        CLI calls it ahead of reading the graph, :func:`~ltc_pyg.pipelines.
+        run.cluster` ahead of predicting. Methods that need nothing from
+        training (the default) are always ready."""
+        return None
+
     def sweep_values(self, graph: Data) -> np.ndarray | None:
         r"""The values a threshold sweep tries, for methods whose threshold
         is not a similarity; :obj:`None` (the default) sweeps the graph's

@@ -222,6 +222,7 @@ def cluster(graph: Data, method: ClusteringMethod,
         knn (KNNConfig, optional): Recorded in the report, as searched
             (:meth:`~ltc_pyg.config.KNNConfig.searched`).
     """
+    method.check_ready()
     timer = timer or StageTimer()
     labels_true = graph.y.numpy() if 'y' in graph else None
     unlabeled = prediction_graph(graph, method)

@@ -341,6 +341,13 @@ class LearnedMethod(ClusteringMethod):
                              f"model; train one ('ltc-pyg train "
                              f"{self.name}') or give a checkpoint")
 
+    def check_ready(self) -> None:
+        r"""A trained model, and a threshold left unset has been chosen in
+        training (:attr:`threshold`)."""
+        self.require_model()
+        if self.threshold_name is not None:
+            self.threshold  # noqa: B018  (raises when there is none)
+
     def trained_model(self, in_channels: int) -> torch.nn.Module:
         r"""The model in evaluation mode, checked to take ``in_channels``
         features; an error if there is none."""

@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+from ltc_pyg.config import KNNConfig
 from ltc_pyg.data.io import (
     read_knn,
     read_knn_metadata,
@@ -13,8 +14,10 @@ from ltc_pyg.data.io import (
     write_labels,
 )
 from ltc_pyg.data.synthetic import make_splits
+from ltc_pyg.pipelines import cli as cli_module
+from ltc_pyg.pipelines.checkpoint import save_checkpoint
 from ltc_pyg.pipelines.cli import UserError, _parse_params, main
-from ltc_pyg.pipelines.run import build_graph, cluster, make_method
+from ltc_pyg.pipelines.run import build_graph, cluster, make_method, train
 
 
 @pytest.fixture
@@ -277,3 +280,28 @@ def test_knn_only_methods_never_read_the_features(data, capsys):
     assert main(['-q', 'cluster', '--method', 'kmeans', *common, '--param',
                  'n_clusters=12', '--out', str(root / 'never.meta')]) == 2
     assert 'NaN' in capsys.readouterr().err
+
+
+def test_a_checkpoint_without_threshold_fails_before_reading(data, capsys,
+                                                              monkeypatch):
+    # A learned method with no threshold (none given, none chosen in
+    # training) used to fail after its inference: minutes at 584K.
+    root, split = data
+    graph = build_graph(split.x, KNNConfig(k=6), split.labels)
+    method = train(graph, 'gcn-v', {'tau': None, 'train': {'steps': 1}})
+    method.trained_threshold = None
+    ckpt = root / 'v.ckpt'
+    save_checkpoint(ckpt, method, KNNConfig(k=6))
+
+    def read(*args, **kwargs):
+        raise AssertionError('the features were read')
+
+    monkeypatch.setattr(cli_module, '_read_inputs', read)
+    code = main(['-q', 'cluster', '--method', 'gcn-v', '--checkpoint',
+                 str(ckpt), '--features', str(root / 'features.bin'),
+                 '--dim', '16', '--out', str(root / 'p.meta')])
+    assert code == 2
+    assert ("'gcn-v' has no tau: give one (--threshold) or train it on "
+            f'labelled data, which chooses it (model: --checkpoint {ckpt})'
+            in capsys.readouterr().err)
+    assert not (root / 'p.meta').exists()
