@@ -20,7 +20,7 @@ import os
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -295,33 +295,31 @@ def read_knn(path: PathLike, num_nodes: int | None = None,
         k (int, optional): Expected ``k``.
     """
     path = _existing_file(path, 'kNN')
-    with _open_npz(path) as npz:
-        if 'data' not in npz.files:
-            raise ValueError(f"{path} has no key 'data' (keys: {npz.files}); "
-                             f'not a kNN file of the original layout')
-        data = _npz_array(npz, 'data', path)
-    if data.dtype.kind != 'f':
-        raise ValueError(f'{path}: kNN data has dtype {data.dtype}; the '
-                         f'original layout stores float ids and cosine '
-                         f'distances (float64)')
-    if data.ndim != 3 or data.shape[1] != 2 or data.shape[2] == 0:
-        raise ValueError(f'{path}: expected data of shape [N, 2, k] with '
-                         f'k >= 1 (got {data.shape})')
-    ids, distance = data[:, 0, :], data[:, 1, :]
-    neighbor = np.empty(ids.shape, dtype=np.int64)
-    similarity = np.empty(ids.shape, dtype=np.float32)
-    # Converted in blocks of rows: the temporaries of a block, not of the
-    # whole [N, k] (which would add ~1.6 GB to the peak at 584K, k=80).
-    for start in range(0, ids.shape[0], _KNN_BLOCK_ROWS):
-        block = slice(start, start + _KNN_BLOCK_ROWS)
-        if (not np.isfinite(ids[block]).all()
-                or not np.array_equal(ids[block], np.round(ids[block]))):
-            raise ValueError(f'{path}: neighbour ids must be whole numbers')
-        neighbor[block] = ids[block]
-        similarity[block] = 1.0 - distance[block]
+    with _npz_member(path, 'data') as (shape, dtype, blocks):
+        if dtype.kind != 'f':
+            raise ValueError(f'{path}: kNN data has dtype {dtype}; the '
+                             f'original layout stores float ids and cosine '
+                             f'distances (float64)')
+        if len(shape) != 3 or shape[1] != 2 or shape[2] == 0:
+            raise ValueError(f'{path}: expected data of shape [N, 2, k] '
+                             f'with k >= 1 (got {shape})')
+        neighbor = np.empty((shape[0], shape[2]), dtype=np.int64)
+        similarity = np.empty((shape[0], shape[2]), dtype=np.float32)
+        # Read and converted in blocks of rows: the file's float64 array
+        # (1,280 B per node at k=80) is never whole in memory.
+        for start, data in blocks(_KNN_BLOCK_ROWS):
+            block = slice(start, start + data.shape[0])
+            ids = data[:, 0, :]
+            if (not np.isfinite(ids).all()
+                    or not np.array_equal(ids, np.round(ids))):
+                raise ValueError(f'{path}: neighbour ids must be whole '
+                                 f'numbers')
+            neighbor[block] = ids
+            similarity[block] = 1.0 - data[:, 1, :]
     check_knn(neighbor, similarity, num_nodes, k, source=str(path))
-    check_knn_distances(neighbor, distance, source=str(path))
-    for start in range(0, ids.shape[0], _KNN_BLOCK_ROWS):
+    # float32 distances: within the check's 1e-3 tolerance of the file's.
+    check_knn_distances(neighbor, 1.0 - similarity, source=str(path))
+    for start in range(0, neighbor.shape[0], _KNN_BLOCK_ROWS):
         block = slice(start, start + _KNN_BLOCK_ROWS)
         order = np.argsort(-similarity[block], axis=1, kind='stable')
         neighbor[block] = np.take_along_axis(neighbor[block], order, axis=1)
@@ -357,6 +355,80 @@ def _open_npz(path: Path) -> Iterator[np.lib.npyio.NpzFile]:
         raise ValueError(f'{path} is a .npy array, not a .npz archive')
     with npz:
         yield npz
+
+
+#: Readers of the ``.npy`` header versions, by version.
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0}
+
+#: A reader of an array's rows: ``blocks(rows)`` yields ``(start, array)``
+#: for consecutive blocks of at most ``rows`` rows.
+RowBlocks = Callable[[int], Iterator[tuple[int, np.ndarray]]]
+
+
+@contextlib.contextmanager
+def _npz_member(path: Path, key: str
+                ) -> Iterator[tuple[tuple[int, ...], np.dtype, RowBlocks]]:
+    r"""The array ``key`` of an ``.npz`` archive as ``(shape, dtype,
+    blocks)``, read from the archive as a stream (stored or deflated) so
+    that only one block of rows is in memory at a time. Truncated or
+    corrupt archives and missing keys raise :class:`ValueError` naming the
+    file."""
+    with open(path, 'rb') as f:
+        if f.read(6) == b'\x93NUMPY':
+            raise ValueError(f'{path} is a .npy array, not a .npz archive')
+    with contextlib.ExitStack() as stack:
+        try:
+            archive = stack.enter_context(zipfile.ZipFile(path))
+        except _NPZ_ERRORS as error:
+            raise _npz_error(str(path), error) from None
+        name = _npz_entry(archive, key, path)
+        try:
+            stream = stack.enter_context(archive.open(name))
+            version = np.lib.format.read_magic(stream)
+            if version not in _NPY_HEADERS:
+                raise ValueError(f'.npy version {version}')
+            shape, fortran, dtype = _NPY_HEADERS[version](stream)
+        except _NPZ_ERRORS as error:
+            raise _npz_error(f"{path}: '{key}'", error) from None
+        if dtype.hasobject:
+            raise ValueError(f"{path}: '{key}' holds Python objects, not "
+                             f'numbers')
+        row_shape = shape[1:]
+        row_bytes = dtype.itemsize * int(np.prod(row_shape))
+
+        def read(size: int) -> np.ndarray:
+            try:
+                data = stream.read(size)
+            except _NPZ_ERRORS as error:
+                raise _npz_error(f"{path}: '{key}'", error) from None
+            if len(data) != size:
+                raise ValueError(f"{path}: '{key}' is unreadable (truncated "
+                                 f'or corrupt? it ends {size - len(data)} '
+                                 f'bytes early)')
+            return np.frombuffer(data, dtype)
+
+        def blocks(rows: int) -> Iterator[tuple[int, np.ndarray]]:
+            if fortran:  # column-major: only whole
+                whole = read(row_bytes * shape[0]).reshape(shape, order='F')
+                for start in range(0, shape[0], rows):
+                    yield start, whole[start:start + rows]
+                return
+            for start in range(0, shape[0], rows):
+                count = min(rows, shape[0] - start)
+                yield start, read(row_bytes * count).reshape(
+                    (count, *row_shape))
+
+        yield shape, dtype, blocks
+
+
+def _npz_entry(archive: zipfile.ZipFile, key: str, path: Path) -> str:
+    names = archive.namelist()
+    if f'{key}.npy' not in names:
+        keys = [name.removesuffix('.npy') for name in names]
+        raise ValueError(f"{path} has no key '{key}' (keys: {keys}); not a "
+                         f'kNN file of the original layout')
+    return f'{key}.npy'
 
 
 def _npz_array(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:

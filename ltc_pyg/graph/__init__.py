@@ -31,6 +31,7 @@ from ltc_pyg.graph.knn import (
     torch_exact_search,
 )
 from ltc_pyg.graph.sparse import (
+    adjacency_row_block,
     adjacency_rows,
     csr_arrays,
     gcn_adjacency,
@@ -54,6 +55,7 @@ __all__ = [
     'knn_to_edges', 'knn_to_tensors',
     'row_normalize', 'to_sparse_adjacency', 'FaceClusteringDataset',
     'affinity_data', 'ToSparseAdjacency', 'gcn_adjacency', 'adjacency_rows',
+    'adjacency_row_block',
     'csr_arrays', 'symmetrize_max', 'AffinityData',
     'EDGE_FEATURES', 'EarlyStop', 'NeighborEdgeProbability',
     'SharedNeighbors', 'default_temperature', 'early_stop', 'kept_links',

@@ -19,7 +19,8 @@ from ltc_pyg.graph.transforms import (
     quiet_sparse_warnings,
 )
 
-__all__ = ['gcn_adjacency', 'adjacency_rows', 'csr_arrays']
+__all__ = ['gcn_adjacency', 'adjacency_rows', 'adjacency_row_block',
+           'csr_arrays']
 
 
 def csr_arrays(adj_t: Tensor | SparseTensor
@@ -129,10 +130,14 @@ def _sequential_row_sums(adjacency: sp.csr_matrix) -> np.ndarray:
 
 def _from_scipy(adjacency: sp.csr_matrix, layout: SparseLayout
                 ) -> Tensor | SparseTensor:
-    r"""A scipy CSR matrix as ``adj_t`` of ``layout``."""
-    rowptr = torch.from_numpy(adjacency.indptr.astype(np.int64))
-    col = torch.from_numpy(adjacency.indices.astype(np.int64))
+    r"""A scipy CSR matrix as ``adj_t`` of ``layout``; a torch CSR tensor
+    keeps int32 indices where they fit (456 of its 1,368 bytes per node at
+    584K, k=80), a ``SparseTensor`` takes int64."""
     value = torch.from_numpy(adjacency.data.astype(np.float32, copy=False))
+    index = (np.int32 if layout == 'csr' and adjacency.nnz < 2**31
+             else np.int64)
+    rowptr = torch.from_numpy(adjacency.indptr.astype(index, copy=False))
+    col = torch.from_numpy(adjacency.indices.astype(index, copy=False))
     if layout == 'sparse_tensor':
         return SparseTensor(rowptr=rowptr, col=col, value=value,
                             sparse_sizes=adjacency.shape, is_sorted=True,
@@ -140,6 +145,30 @@ def _from_scipy(adjacency: sp.csr_matrix, layout: SparseLayout
     with quiet_sparse_warnings():
         return torch.sparse_csr_tensor(rowptr, col, value, adjacency.shape,
                                        check_invariants=False)
+
+
+def adjacency_row_block(adj_t: Tensor | SparseTensor, start: int, stop: int
+                        ) -> Tensor | SparseTensor:
+    r"""Rows ``start:stop`` of a sparse ``adj_t`` (``[N, M]``) as a
+    ``[stop - start, M]`` adjacency of the same kind whose column ids stay
+    global, sharing ``adj_t``'s memory (no copy).
+
+    Full-graph inference multiplies such a block with all the features
+    rather than with the features of the block's columns
+    (:func:`adjacency_rows`): the product reads only the rows it needs
+    either way, and the gather would copy up to all of them per block (at
+    584K synthetic nodes, each block of 65,536 rows touched over 99.9% of
+    the nodes: a 0.6 GB copy per block).
+    """
+    if isinstance(adj_t, SparseTensor):
+        return adj_t.narrow(0, start, stop - start)
+    rowptr, col, value = csr_arrays(adj_t)
+    first, last = int(rowptr[start]), int(rowptr[stop])
+    with quiet_sparse_warnings():
+        return torch.sparse_csr_tensor(
+            rowptr[start:stop + 1] - first, col[first:last],
+            value[first:last], (stop - start, adj_t.size(1)),
+            check_invariants=False)
 
 
 def adjacency_rows(adj_t: Tensor | SparseTensor, rows: Tensor

@@ -48,7 +48,11 @@ from ltc_pyg.distributed import (
 from ltc_pyg.graph.confidence import ConfidenceMetric, confidence_targets
 from ltc_pyg.graph.knn import l2_normalize
 from ltc_pyg.graph.sharded_knn import sharded_knn_search
-from ltc_pyg.graph.sparse import adjacency_rows, gcn_adjacency
+from ltc_pyg.graph.sparse import (
+    adjacency_row_block,
+    adjacency_rows,
+    gcn_adjacency,
+)
 from ltc_pyg.graph.transforms import SparseLayout, ToSparseAdjacency
 from ltc_pyg.nn.conv import conv_by_name
 from ltc_pyg.nn.models import (
@@ -275,14 +279,13 @@ class GCNVMethod(LearnedMethod):
         with timer('GCN-V inference'):
             for start in tqdm(range(0, len(part), size), desc='GCN-V',
                               disable=not self._show(x.size(0))):
-                rows = torch.arange(part.start + start,
-                                    part.start + min(start + size, len(part)),
-                                    device=self.device)
-                sub_adj, n_id = adjacency_rows(adj_t, rows)
-                out = model((x[n_id], x[rows]), sub_adj)
-                confidence[start:start + rows.numel()] = out.confidence.cpu()
+                stop = min(start + size, len(part))
+                first, last = part.start + start, part.start + stop
+                out = model((x, x[first:last]),
+                            adjacency_row_block(adj_t, first, last))
+                confidence[start:stop] = out.confidence.cpu()
                 if hidden is not None:
-                    hidden[start:start + rows.numel()] = out.hidden.cpu()
+                    hidden[start:stop] = out.hidden.cpu()
             return all_gather_rows(confidence), (
                 None if hidden is None else all_gather_rows(hidden))
 

@@ -3,6 +3,7 @@ import os
 import numpy as np
 import pytest
 
+from ltc_pyg.data import io as io_module
 from ltc_pyg.data.io import (
     KNN,
     atomic_write,
@@ -234,3 +235,31 @@ def test_atomic_write_never_replaces_a_device_or_fifo(tmp_path):
     with pytest.raises(ValueError, match='not a regular file'):
         write_labels(fifo, np.array([0]))
     assert fifo.is_fifo() and [p.name for p in tmp_path.iterdir()] == ['fifo']
+
+
+@pytest.mark.parametrize('save', [np.savez, np.savez_compressed])
+def test_read_knn_streams_the_archive_in_blocks(tmp_path, monkeypatch, save):
+    # The file's float64 [N, 2, k] is read a block of rows at a time (here
+    # 3 rows); stored and deflated archives, C and Fortran order.
+    rng = np.random.default_rng(0)
+    neighbor = np.stack([np.roll(np.arange(8), -i)[:4] for i in range(8)])
+    distance = np.sort(rng.uniform(0.1, 0.9, (8, 4)), axis=1)
+    distance[:, 0] = 0.0
+    data = np.stack([neighbor.astype(np.float64), distance], axis=1)
+    monkeypatch.setattr(io_module, '_KNN_BLOCK_ROWS', 3)
+    for order in 'CF':
+        save(tmp_path / 'k.npz', data=np.asarray(data, order=order))
+        knn = read_knn(tmp_path / 'k.npz', num_nodes=8, k=4)
+        assert knn.neighbor.tolist() == neighbor.tolist()
+        np.testing.assert_allclose(knn.similarity, 1.0 - distance, atol=1e-7)
+
+
+def test_read_knn_names_a_corrupt_member(tmp_path):
+    data = np.zeros((50, 2, 4))
+    data[:, 0] = np.arange(50)[:, None]
+    np.savez_compressed(tmp_path / 'k.npz', data=data)
+    raw = bytearray((tmp_path / 'k.npz').read_bytes())
+    raw[120:140] = b'\xff' * 20  # inside the deflated member
+    (tmp_path / 'k.npz').write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"k.npz: 'data' is unreadable"):
+        read_knn(tmp_path / 'k.npz')

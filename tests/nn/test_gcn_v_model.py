@@ -5,7 +5,11 @@ from torch_geometric.testing import withPackage
 from torch_geometric.utils import to_dense_adj
 
 from ltc_pyg.data.io import read_knn
-from ltc_pyg.graph.sparse import adjacency_rows, gcn_adjacency
+from ltc_pyg.graph.sparse import (
+    adjacency_row_block,
+    adjacency_rows,
+    gcn_adjacency,
+)
 from ltc_pyg.graph.transforms import knn_to_tensors, to_sparse_adjacency
 from ltc_pyg.nn.models import GCNV, convert_original_gcn_v
 
@@ -69,6 +73,22 @@ def test_bipartite_rows_equal_full_graph():
     assert n_id.tolist() == [1, 2]
 
 
+
+def test_row_block_keeps_global_columns_and_equals_full_graph():
+    torch.manual_seed(0)
+    model = GCNV(8, 4).eval()
+    x, weight = _graph()
+    adj_t = to_sparse_adjacency(EDGE_INDEX, weight, 6)
+    full = model(x, adj_t)
+    block = adjacency_row_block(adj_t, 2, 5)
+    assert block.shape == (3, 6)
+    assert torch.equal(block.to_dense(), adj_t.to_dense()[2:5])
+    assert block.values().data_ptr() == adj_t.values()[
+        int(adj_t.crow_indices()[2]):].data_ptr()  # a view, no copy
+    part = model((x, x[2:5]), block)
+    assert torch.allclose(part.confidence, full.confidence[2:5], atol=1e-6)
+    assert adjacency_row_block(adj_t, 3, 3).shape == (0, 6)
+
 @withPackage('torch_sparse')
 def test_sparse_tensor_layout_matches_csr():
     torch.manual_seed(0)
@@ -83,6 +103,8 @@ def test_sparse_tensor_layout_matches_csr():
     sub_sparse, n_id_sparse = adjacency_rows(sparse, rows)
     assert torch.equal(n_id, n_id_sparse)
     assert torch.allclose(sub_sparse.to_dense(), sub_csr.to_dense())
+    assert torch.equal(adjacency_row_block(sparse, 1, 4).to_dense(),
+                       adjacency_row_block(csr, 1, 4).to_dense())
 
 
 def test_permutation_equivariant():
