@@ -20,7 +20,7 @@ from ltc_pyg.graph.transforms import (
 )
 
 __all__ = ['gcn_adjacency', 'adjacency_rows', 'adjacency_row_block',
-           'csr_arrays']
+           'csr_arrays', 'csr_entry_positions']
 
 
 def csr_arrays(adj_t: Tensor | SparseTensor
@@ -33,6 +33,42 @@ def csr_arrays(adj_t: Tensor | SparseTensor
         raise ValueError(f'Expected adj_t as a sparse CSR tensor or a '
                          f'SparseTensor (got layout {adj_t.layout})')
     return adj_t.crow_indices(), adj_t.col_indices(), adj_t.values()
+
+
+def csr_entry_positions(rowptr: Tensor, col: Tensor, row: Tensor,
+                        column: Tensor, chunk_size: int = 1 << 20) -> Tensor:
+    r"""Where the entries ``(row[q], column[q])`` sit in a CSR matrix whose
+    rows hold sorted column ids, ``-1`` for the absent ones.
+
+    A binary search within each queried row, ``chunk_size`` queries at a
+    time: :math:`\lceil \log_2(d_{\max} + 1) \rceil` vectorised steps
+    for the longest row :math:`d_{\max}`, and no index beyond the matrix
+    itself (a sorted ``row * N + column`` key per entry would take 8 bytes
+    per entry, 1.6 GB for the 198M entries of a 1.74M-node GCN adjacency).
+
+    Shapes:
+        - **input:** ``rowptr`` :math:`(N + 1)`, ``col`` :math:`(E)`,
+          ``row`` and ``column`` :math:`(Q)`
+        - **output:** int64 :math:`(Q)`
+    """
+    position = torch.empty(row.numel(), dtype=torch.long, device=row.device)
+    last = max(col.numel() - 1, 0)
+    for start in range(0, row.numel(), chunk_size):
+        rows = row[start:start + chunk_size]
+        columns = column[start:start + chunk_size]
+        low, end = rowptr[rows].long(), rowptr[rows + 1].long()
+        high = end.clone()
+        while True:
+            active = low < high
+            if not bool(active.any()):
+                break
+            middle = (low + high) // 2
+            right = active & (col[middle.clamp(max=last)] < columns)
+            low = torch.where(right, middle + 1, low)
+            high = torch.where(active & ~right, middle, high)
+        found = (low < end) & (col[low.clamp(max=last)] == columns)
+        position[start:start + chunk_size] = low.masked_fill_(~found, -1)
+    return position
 
 
 def gcn_adjacency(x: Tensor, neighbor: Tensor, similarity: Tensor,

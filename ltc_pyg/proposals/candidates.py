@@ -24,7 +24,7 @@ from torch import Tensor
 from torch_geometric.data import Batch
 from torch_geometric.typing import SparseTensor
 
-from ltc_pyg.graph.sparse import csr_arrays
+from ltc_pyg.graph.sparse import csr_arrays, csr_entry_positions
 from ltc_pyg.graph.transforms import row_normalize
 
 logger = logging.getLogger(__name__)
@@ -127,17 +127,11 @@ class CandidateSubgraphs:
         self.similarity = similarity
         self.confidence = confidence
         self.labels = labels
-        # Sorted keys target * N + source locate any entry by binary search
-        # (built in place: one int64 per entry, 1.6 GB at 1.74M nodes).
-        self.keys = torch.repeat_interleave(
-            torch.arange(num_nodes) * num_nodes, rowptr[1:] - rowptr[:-1])
-        self.keys += col
-        self.values = values
+        self.rowptr, self.col, self.values = rowptr, col, values
 
     def __call__(self, centers: Tensor) -> Batch:
         r"""The subgraphs of ``centers`` (each needs at least one
         candidate), concatenated into one :class:`Batch`."""
-        num_nodes = self.x.size(0)
         rows = self.neighbor[centers]
         higher = self.confidence[rows] > self.confidence[centers].view(-1, 1)
         sizes = higher.sum(dim=1)
@@ -158,10 +152,9 @@ class CandidateSubgraphs:
         offset = (torch.arange(target.numel())
                   - torch.repeat_interleave(pair_start, pairs_per_node))
         source = ptr[batch[target]] + offset
-        keys = n_id[target] * num_nodes + n_id[source]
-        position = torch.searchsorted(self.keys, keys).clamp(
-            max=self.keys.numel() - 1)
-        found = self.keys[position] == keys
+        position = csr_entry_positions(self.rowptr, self.col, n_id[target],
+                                       n_id[source])
+        found = position >= 0
         edge_index = torch.stack([source[found], target[found]])
         edge_weight = row_normalize(edge_index, self.values[position[found]],
                                     n_id.numel())
