@@ -58,12 +58,13 @@ def test_sparse_adjacency_never_builds_edge_messages(monkeypatch, device):
     assert torch.allclose(out.confidence, reference.confidence, atol=1e-6)
 
 
-def test_bipartite_rows_equal_full_graph():
+def test_row_subsets_equal_full_graph():
     torch.manual_seed(0)
     model = GCNV(8, 4).eval()
     x, weight = _graph()
     adj_t = to_sparse_adjacency(EDGE_INDEX, weight, 6)
     full = model(x, adj_t)
+    # Any rows, over the columns they touch.
     rows = torch.tensor([4, 0, 2])
     sub_adj, n_id = adjacency_rows(adj_t, rows)
     assert n_id.tolist() == [0, 1, 2, 3, 5]  # sources into 4, 0 and 2
@@ -71,23 +72,16 @@ def test_bipartite_rows_equal_full_graph():
     assert torch.allclose(part.confidence, full.confidence[rows], atol=1e-6)
     sub_adj, n_id = adjacency_rows(adj_t, torch.tensor([0]))
     assert n_id.tolist() == [1, 2]
-
-
-
-def test_row_block_keeps_global_columns_and_equals_full_graph():
-    torch.manual_seed(0)
-    model = GCNV(8, 4).eval()
-    x, weight = _graph()
-    adj_t = to_sparse_adjacency(EDGE_INDEX, weight, 6)
-    full = model(x, adj_t)
+    # A block of consecutive rows, over all (global) columns: a view.
     block = adjacency_row_block(adj_t, 2, 5)
     assert block.shape == (3, 6)
     assert torch.equal(block.to_dense(), adj_t.to_dense()[2:5])
     assert block.values().data_ptr() == adj_t.values()[
-        int(adj_t.crow_indices()[2]):].data_ptr()  # a view, no copy
+        int(adj_t.crow_indices()[2]):].data_ptr()
     part = model((x, x[2:5]), block)
     assert torch.allclose(part.confidence, full.confidence[2:5], atol=1e-6)
     assert adjacency_row_block(adj_t, 3, 3).shape == (0, 6)
+
 
 @withPackage('torch_sparse')
 def test_sparse_tensor_layout_matches_csr():
