@@ -34,6 +34,7 @@ from ltc_pyg.graph.sparse import (
     adjacency_row_block,
     adjacency_rows,
     csr_arrays,
+    csr_entry_positions,
     gcn_adjacency,
 )
 from ltc_pyg.graph.transforms import (
@@ -56,7 +57,7 @@ __all__ = [
     'row_normalize', 'to_sparse_adjacency', 'FaceClusteringDataset',
     'affinity_data', 'ToSparseAdjacency', 'gcn_adjacency', 'adjacency_rows',
     'adjacency_row_block',
-    'csr_arrays', 'symmetrize_max', 'AffinityData',
+    'csr_arrays', 'csr_entry_positions', 'symmetrize_max', 'AffinityData',
     'EDGE_FEATURES', 'EarlyStop', 'NeighborEdgeProbability',
     'SharedNeighbors', 'default_temperature', 'early_stop', 'kept_links',
     'knn_edge_features', 'mean_knn_distance', 'neighbor_edge_probability',

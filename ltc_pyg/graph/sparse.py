@@ -51,8 +51,11 @@ def csr_entry_positions(rowptr: Tensor, col: Tensor, row: Tensor,
           ``row`` and ``column`` :math:`(Q)`
         - **output:** int64 :math:`(Q)`
     """
+    if col.numel() == 0:  # no entries: nothing to find
+        return torch.full((row.numel(), ), -1, dtype=torch.long,
+                          device=row.device)
     position = torch.empty(row.numel(), dtype=torch.long, device=row.device)
-    last = max(col.numel() - 1, 0)
+    last = col.numel() - 1
     for start in range(0, row.numel(), chunk_size):
         rows = row[start:start + chunk_size]
         columns = column[start:start + chunk_size]

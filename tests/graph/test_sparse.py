@@ -77,3 +77,6 @@ def test_csr_entry_positions_equal_a_dense_lookup():
         assert bool((position[present] < rowptr[row[present] + 1]).all())
     assert csr_entry_positions(rowptr, col, torch.tensor([7]),
                                torch.tensor([0])).tolist() == [-1]
+    empty = torch.zeros(4, dtype=torch.long)  # a 3-row matrix, no entries
+    assert csr_entry_positions(empty, empty[:0], torch.tensor([0, 2]),
+                               torch.tensor([1, 1])).tolist() == [-1, -1]
