@@ -386,11 +386,15 @@ def _npz_member(path: Path, key: str
         try:
             stream = stack.enter_context(archive.open(name))
             version = np.lib.format.read_magic(stream)
-            if version not in _NPY_HEADERS:
-                raise ValueError(f'.npy version {version}')
-            shape, fortran, dtype = _NPY_HEADERS[version](stream)
+            header = _NPY_HEADERS.get(version)
+            if header is not None:
+                shape, fortran, dtype = header(stream)
         except _NPZ_ERRORS as error:
             raise _npz_error(f"{path}: '{key}'", error) from None
+        if header is None:
+            raise ValueError(f"{path}: '{key}' is a .npy of version "
+                             f'{version}, which this reader does not know; '
+                             f'rewrite it with np.savez')
         if dtype.hasobject:
             raise ValueError(f"{path}: '{key}' holds Python objects, not "
                              f'numbers')

@@ -1,4 +1,6 @@
+import io
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -262,4 +264,14 @@ def test_read_knn_names_a_corrupt_member(tmp_path):
     raw[120:140] = b'\xff' * 20  # inside the deflated member
     (tmp_path / 'k.npz').write_bytes(bytes(raw))
     with pytest.raises(ValueError, match=r"k.npz: 'data' is unreadable"):
+        read_knn(tmp_path / 'k.npz')
+
+
+def test_read_knn_names_an_unknown_npy_version(tmp_path):
+    member = io.BytesIO()
+    np.lib.format.write_array(member, np.zeros((4, 2, 2)), version=(3, 0))
+    with zipfile.ZipFile(tmp_path / 'k.npz', 'w') as archive:
+        archive.writestr('data.npy', member.getvalue())
+    with pytest.raises(ValueError, match=r"k.npz: 'data' is a .npy of "
+                       r'version \(3, 0\)'):
         read_knn(tmp_path / 'k.npz')
