@@ -8,7 +8,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ltc_pyg.cluster.map_equation import knn_map_equation_clusters
+from ltc_pyg.cluster.map_equation import (
+    COARSEN_ABOVE,
+    knn_map_equation_clusters,
+)
 from ltc_pyg.graph.components import relabel_by_first_appearance
 
 logger = logging.getLogger(__name__)
@@ -32,7 +35,8 @@ def infomap_clusters(neighbor: Tensor, similarity: Tensor,
                      threshold: float | None = None,
                      temperature: float | None = None,
                      prune_fraction: float = 0.0, num_trials: int = 1,
-                     seed: int = 0) -> np.ndarray:
+                     seed: int = 0, coarsen_above: int = COARSEN_ABOVE
+                     ) -> np.ndarray:
     r"""Two-level Infomap
     (:func:`~ltc_pyg.cluster.map_equation.knn_map_equation_clusters`) on
     the directed kNN graph, the unsupervised face clustering of FaceMap
@@ -59,6 +63,8 @@ def infomap_clusters(neighbor: Tensor, similarity: Tensor,
         num_trials (int, optional): Infomap trials; the best is kept.
             (default: ``1``)
         seed (int, optional): Infomap's seed.
+        coarsen_above (int, optional): See
+            :func:`~ltc_pyg.cluster.map_equation.map_equation_clusters`.
 
     Returns:
         np.ndarray: int64 ``[N]`` labels numbered by first appearance
@@ -91,7 +97,8 @@ def infomap_clusters(neighbor: Tensor, similarity: Tensor,
                                                            float('-inf')),
             dim=1).nan_to_num_(0.0)  # rows with no link
     labels = knn_map_equation_clusters(neighbor, weight, keep,
-                                       num_trials=num_trials, seed=seed)
+                                       num_trials=num_trials, seed=seed,
+                                       coarsen_above=coarsen_above)
     if prune_fraction > 0:
         labels[pruned.numpy()] = -1
     return relabel_by_first_appearance(labels)

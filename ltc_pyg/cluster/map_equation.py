@@ -6,8 +6,9 @@ for any edge list (:func:`map_equation_clusters`) and for links kept in
 the dense kNN rows (:func:`knn_map_equation_clusters`).
 
 Only the edges differ between those methods; the walker, the two-level
-partition, the node order Infomap works in and the handling of unlinked
-nodes are here, once.
+partition, the node order Infomap works in, the handling of unlinked
+nodes and, for networks too large for Infomap's own memory, the grouping
+of nodes before the walk (:func:`strongest_link_groups`) are here, once.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.sparse.csgraph import reverse_cuthill_mckee
+from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
 from torch import Tensor
 from torch_geometric.utils import coalesce
 
@@ -82,6 +83,15 @@ LinkBlock = tuple[Tensor, Tensor, Tensor | None]
 
 #: Links handed to Infomap per call (a ``[LINK_BLOCK, 3]`` float64 block).
 LINK_BLOCK = 1 << 20
+
+#: Above this many links, Infomap walks groups of nodes
+#: (:func:`strongest_link_groups`) instead of the nodes themselves: its own
+#: network costs ~94 bytes per link (measured with infomap 2.16), 9.4 GB at
+#: this count.
+COARSEN_ABOVE = 100_000_000
+
+#: Infomap's teleportation probability in its directed flow model.
+TELEPORTATION = 0.15
 
 
 def locality_order(adjacency: sp.csr_matrix) -> np.ndarray:
@@ -158,14 +168,215 @@ def _partition_of_links(blocks: Iterable[LinkBlock], order: np.ndarray,
         if weight is not None:
             rows[:, 2] = weight.numpy()
         model.add_links(rows)
+    module = _module_ids(model, num_nodes)  # by Infomap's node id
+    del model
+    _return_freed_memory()
+    return relabel_by_first_appearance(module[position])
+
+
+def link_flow(adjacency: sp.csr_matrix, directed: bool = True,
+              tolerance: float = 1e-15, max_iterations: int = 200
+              ) -> tuple[sp.csr_matrix, np.ndarray]:
+    r"""The flow Infomap's random walker puts on each link and node, as its
+    ``directed`` (or ``undirected``) flow model computes it.
+
+    Directed: from node :math:`i` the walker follows link :math:`i \to j`
+    with probability :math:`w_{ij} / w_i` (:math:`w_i = \sum_j w_{ij}`),
+    and with probability :math:`\alpha` = :data:`TELEPORTATION` (always, from
+    a node without out-links) it teleports to a node :math:`j` chosen with
+    probability :math:`t_j = w_j / \sum_m w_m` (teleportation to links).
+    Its visit rates solve
+
+    .. math::
+        p = (1 - \alpha) \mathbf{P}^\top p + \Big(\alpha + (1 - \alpha)
+        \sum_{d:\, w_d = 0} p_d\Big) t,
+
+    and the teleportation steps are not recorded: link :math:`i \to j`
+    carries :math:`f_{ij} \propto p_i w_{ij} / w_i`, normalised to sum to
+    :math:`1`, and node :math:`j` the flow that enters it,
+    :math:`\sum_i f_{ij}`. Undirected (``adjacency`` symmetric):
+    :math:`f_{ij} = w_{ij} / \sum w` and node :math:`i` gets
+    :math:`\sum_j f_{ij}`.
+
+    Args:
+        adjacency (scipy.sparse.csr_matrix): ``[N, N]`` link weights, row
+            ``i`` holding ``i``'s out-links (a self-link is walked as
+            Infomap walks it), duplicates summed. Its values are
+            overwritten by the link flow.
+        directed (bool, optional): The directed model; otherwise
+            ``adjacency`` must hold each undirected link both ways.
+            (default: :obj:`True`)
+        tolerance (float, optional): Stop the power iteration when the
+            visit rates change by less than this (L1), after 50 iterations
+            at least, as Infomap does. (default: ``1e-15``)
+        max_iterations (int, optional): Iterations at most.
+            (default: ``200``)
+
+    Returns:
+        tuple: ``adjacency`` holding the link flow (``[N, N]``, float64),
+        and the node flow ``[N]``.
+    """
+    adjacency.data = adjacency.data.astype(np.float64, copy=False)
+    out_weight = np.asarray(adjacency.sum(axis=1)).ravel()
+    if directed:
+        dangling = out_weight == 0
+        step = np.divide(1.0, out_weight, out=np.zeros_like(out_weight),
+                         where=~dangling)
+        teleport = out_weight / out_weight.sum()
+        visits = np.full(out_weight.size, 1.0 / out_weight.size)
+        for iteration in range(max_iterations):
+            moved = (1 - TELEPORTATION) * (adjacency.T @ (visits * step))
+            moved += (TELEPORTATION + (1 - TELEPORTATION)
+                      * visits[dangling].sum()) * teleport
+            moved /= moved.sum()
+            change = float(np.abs(moved - visits).sum())
+            visits = moved
+            if iteration >= 50 and change < tolerance:
+                break
+        scale = visits * step
+    else:
+        scale = np.ones_like(out_weight)
+    adjacency.data *= np.repeat(scale, np.diff(adjacency.indptr))
+    adjacency.data /= adjacency.data.sum()
+    return adjacency, np.asarray(adjacency.sum(axis=0)).ravel()
+
+
+def strongest_link_groups(adjacency: sp.csr_matrix) -> np.ndarray:
+    r"""Groups of nodes joined by each node's strongest link, where that
+    link is reciprocated.
+
+    Node :math:`i` points to its strongest neighbour
+    :math:`j = \arg\max_j \max(w_{ij}, w_{ji})` when the two link both
+    ways; the groups are the connected components of those pointers (the
+    first level of FINCH, `Sarfraz et al., 2019
+    <https://arxiv.org/abs/1902.11266>`_, on reciprocated links only). Infomap
+    then walks the groups, with the flow of their nodes and links summed:
+    the map equation of a partition of the groups differs from that of the
+    same partition of their nodes by a constant (the entropy of the visits
+    within each group), so the walk finds the best partitions of the nodes
+    that keep every group whole.
+
+    Args:
+        adjacency (scipy.sparse.csr_matrix): ``[N, N]`` positive link
+            weights, row ``i`` holding ``i``'s out-links.
+
+    Returns:
+        np.ndarray: int64 ``[N]`` group ids ``0..G-1``.
+    """
+    num_nodes = adjacency.shape[0]
+    indptr, indices = adjacency.indptr, adjacency.indices
+    counts = np.diff(indptr)
+    weight = adjacency.data
+    is_self = indices == np.repeat(np.arange(num_nodes, dtype=indices.dtype),
+                                   counts)
+    if is_self.any():  # self-links weigh 0 here
+        weight = np.where(is_self, 0.0, weight)
+    del is_self
+    # Each node's strongest out-link (its row's largest weight) ...
+    out_weight = np.zeros(num_nodes)
+    filled = counts > 0
+    out_weight[filled] = np.maximum.reduceat(weight, indptr[:-1][filled])
+    at = np.flatnonzero(weight == np.repeat(out_weight, counts))
+    source = np.searchsorted(indptr, at, side='right') - 1
+    out_best = np.full(num_nodes, -1, dtype=np.int64)
+    out_best[source[::-1]] = indices[at[::-1]]  # the first of equals
+    # ... and in-link (the largest weight pointing at it).
+    in_weight = np.zeros(num_nodes)
+    np.maximum.at(in_weight, indices, weight)
+    at = np.flatnonzero(weight == in_weight[indices])
+    in_best = np.full(num_nodes, -1, dtype=np.int64)
+    in_best[indices[at[::-1]]] = np.searchsorted(indptr, at[::-1],
+                                                 side='right') - 1
+    del at, source, weight
+    strongest = np.where(in_weight > out_weight, in_best, out_best)
+    node = np.flatnonzero(np.maximum(in_weight, out_weight) > 0)
+    strongest = strongest[node]
+    both = ((np.asarray(adjacency[node, strongest]).ravel() > 0)
+            & (np.asarray(adjacency[strongest, node]).ravel() > 0))
+    pointers = sp.csr_matrix((np.ones(int(both.sum()), dtype=np.int8),
+                              (node[both], strongest[both])),
+                             shape=adjacency.shape)
+    _, group = connected_components(pointers, directed=True,
+                                    connection='weak')
+    return group.astype(np.int64)
+
+
+def _grouped_network(adjacency: sp.csr_matrix, directed: bool
+                     ) -> tuple[np.ndarray, sp.coo_matrix, np.ndarray]:
+    r"""The groups of :func:`strongest_link_groups` as a network: the group
+    of each node (``[N]``), the :func:`link_flow` between groups (``[G,
+    G]``, summed over their nodes' links, the links within a group left
+    out) and each group's node flow (``[G]``). The links are summed in
+    blocks of about :data:`LINK_BLOCK` * 4, so that no per-link array of
+    all of them is built beside the flow."""
+    group = strongest_link_groups(adjacency)
+    num_groups = int(group.max()) + 1 if group.size else 0
+    flow, node_flow = link_flow(adjacency, directed)
+    group_id = group.astype(np.int32)
+    group_flow = sp.csr_matrix((num_groups, num_groups))
+    rows_per_block = max(1, 4 * LINK_BLOCK * group.size // max(1, flow.nnz))
+    for start in range(0, group.size, rows_per_block):
+        rows = flow[start:start + rows_per_block]
+        source = np.repeat(group_id[start:start + rows_per_block],
+                           np.diff(rows.indptr))
+        target = group_id[rows.indices]
+        between = source != target
+        group_flow += sp.csr_matrix((rows.data[between],
+                                     (source[between], target[between])),
+                                    shape=(num_groups, num_groups))
+    return group, group_flow.tocoo(), np.bincount(group, node_flow,
+                                                  minlength=num_groups)
+
+
+def _precomputed_model(flow: sp.coo_matrix, node_flow: np.ndarray,
+                       num_trials: int = 1, seed: int = 1,
+                       markov_time: float = 1.0, **options: Any) -> Any:
+    r"""An Infomap model that walks the given flow: its ``precomputed``
+    flow model, the node flow given as node weights, and further Infomap
+    ``options``."""
+    Infomap = _infomap_class()
+    from infomap import Options  # after faiss, as _infomap_class is
+
+    model = Infomap(two_level=True, silent=True, num_trials=num_trials,
+                    seed=seed, markov_time=markov_time,
+                    options=Options(flow_model='precomputed',
+                                    use_node_weights_as_flow=True,
+                                    **options))
+    for node, rate in enumerate(node_flow.tolist()):
+        model.add_node(node, teleportation_weight=rate)
+    for start in range(0, flow.nnz, LINK_BLOCK):
+        block = slice(start, start + LINK_BLOCK)
+        model.add_links(np.stack([flow.row[block], flow.col[block],
+                                  flow.data[block]], axis=1))
+    return model
+
+
+def _grouped_partition(adjacency: sp.csr_matrix, directed: bool,
+                       markov_time: float, num_trials: int, seed: int
+                       ) -> np.ndarray:
+    r"""Infomap on the groups of :func:`strongest_link_groups`
+    (:func:`_grouped_network`), and the labels of their nodes."""
+    group, flow, node_flow = _grouped_network(adjacency, directed)
+    logger.info('Infomap on %d groups of %d nodes, %d links between them',
+                node_flow.size, group.size, flow.nnz)
+    model = _precomputed_model(flow, node_flow, num_trials=num_trials,
+                               seed=seed + 1, markov_time=markov_time)
+    del flow
+    module = _module_ids(model, node_flow.size)
+    del model
+    _return_freed_memory()
+    return module[group]
+
+
+def _module_ids(model: Any, num_nodes: int) -> np.ndarray:
+    r"""Runs ``model`` and returns its ``[num_nodes]`` module ids. The
+    caller drops the model and calls :func:`_return_freed_memory`."""
     modules = _partition(model)
-    module = np.full(num_nodes, -1, dtype=np.int64)  # by Infomap's node id
+    module = np.full(num_nodes, -1, dtype=np.int64)
     module[np.fromiter(modules.keys(), dtype=np.int64, count=len(modules))
            ] = np.fromiter(modules.values(), dtype=np.int64,
                            count=len(modules))
-    del modules, model
-    _return_freed_memory()
-    return relabel_by_first_appearance(module[position])
+    return module
 
 
 def _check_walk(markov_time: float, num_trials: int) -> None:
@@ -178,7 +389,8 @@ def _check_walk(markov_time: float, num_trials: int) -> None:
 def map_equation_clusters(edge_index: Tensor, edge_weight: Tensor | None,
                           num_nodes: int, directed: bool = True,
                           markov_time: float = 1.0, num_trials: int = 1,
-                          seed: int = 0) -> np.ndarray:
+                          seed: int = 0, coarsen_above: int = COARSEN_ABOVE
+                          ) -> np.ndarray:
     r"""Two-level Infomap partition of a weighted graph.
 
     The random walker steps along ``edge_index[0] -> edge_index[1]`` with
@@ -215,6 +427,11 @@ def map_equation_clusters(edge_index: Tensor, edge_weight: Tensor | None,
         num_trials (int, optional): Independent Infomap runs; the partition
             with the shortest description is kept. (default: ``1``)
         seed (int, optional): Infomap's seed. (default: ``0``)
+        coarsen_above (int, optional): With more links than this, Infomap
+            walks the groups of :func:`strongest_link_groups`: ~28 instead
+            of ~94 bytes per link and faster, at up to -0.3 points of
+            pairwise F on the sets measured (``benchmarks/README.md``).
+            (default: :data:`COARSEN_ABOVE`)
 
     Returns:
         np.ndarray: int64 ``[N]`` labels ``0..C-1`` numbered by first
@@ -242,6 +459,18 @@ def map_equation_clusters(edge_index: Tensor, edge_weight: Tensor | None,
         edge_index, edge_weight = coalesce(edge_index.sort(dim=0).values,
                                            edge_weight, num_nodes,
                                            reduce='max')
+    if edge_index.size(1) > coarsen_above:
+        source, target = edge_index.numpy()
+        weight = (np.ones(source.size) if edge_weight is None
+                  else edge_weight.double().numpy())
+        if not directed:  # each pair both ways
+            source, target = (np.concatenate([source, target]),
+                              np.concatenate([target, source]))
+            weight = np.concatenate([weight, weight])
+        adjacency = sp.csr_matrix((weight, (source, target)),
+                                  shape=(num_nodes, num_nodes))  # summed
+        return relabel_by_first_appearance(_grouped_partition(
+            adjacency, directed, markov_time, num_trials, seed))
     order = locality_order(_edge_adjacency(edge_index, num_nodes))
     return _partition_of_links(_edge_blocks(edge_index, edge_weight), order,
                                directed, markov_time, num_trials, seed)
@@ -249,7 +478,9 @@ def map_equation_clusters(edge_index: Tensor, edge_weight: Tensor | None,
 
 def knn_map_equation_clusters(neighbor: Tensor, weight: Tensor, keep: Tensor,
                               markov_time: float = 1.0, num_trials: int = 1,
-                              seed: int = 0) -> np.ndarray:
+                              seed: int = 0,
+                              coarsen_above: int = COARSEN_ABOVE
+                              ) -> np.ndarray:
     r""":func:`map_equation_clusters` of the directed kNN links
     ``i -> neighbor[i, c]`` kept by ``keep[i, c]``, weighted
     ``weight[i, c]``, read from the rows block by block: no ``[2, E]`` edge
@@ -263,6 +494,7 @@ def knn_map_equation_clusters(neighbor: Tensor, weight: Tensor, keep: Tensor,
         markov_time (float, optional): See :func:`map_equation_clusters`.
         num_trials (int, optional): See :func:`map_equation_clusters`.
         seed (int, optional): See :func:`map_equation_clusters`.
+        coarsen_above (int, optional): See :func:`map_equation_clusters`.
 
     Returns:
         np.ndarray: int64 ``[N]`` labels ``0..C-1`` numbered by first
@@ -286,6 +518,13 @@ def knn_map_equation_clusters(neighbor: Tensor, weight: Tensor, keep: Tensor,
     _check_walk(markov_time, num_trials)
     logger.info('Infomap on %d directed kNN links of %d nodes',
                 kept_ids.numel(), num_nodes)
+    if kept_ids.numel() > coarsen_above:
+        adjacency = csr_from_rows(keep.sum(dim=1).numpy(), kept_ids.numpy(),
+                                  weight[keep].double().numpy())
+        del kept_ids
+        adjacency.sum_duplicates()
+        return relabel_by_first_appearance(_grouped_partition(
+            adjacency, True, markov_time, num_trials, seed))
     order = locality_order(csr_from_rows(
         keep.sum(dim=1).numpy(), kept_ids.numpy(),
         np.ones(kept_ids.numel(), dtype=np.int8)))

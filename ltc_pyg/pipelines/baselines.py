@@ -35,6 +35,7 @@ from ltc_pyg.baselines import (
     similarity_to_distance,
     spectral,
 )
+from ltc_pyg.cluster.map_equation import COARSEN_ABOVE
 from ltc_pyg.cluster.threshold import graph_threshold
 from ltc_pyg.graph.components import (
     connected_components,
@@ -463,12 +464,18 @@ class InfomapParams:
         prune_fraction (float): Share of lowest-density nodes made
             singletons (FaceMap's outliers). (default: ``0.0``)
         num_trials (int): Infomap trials. (default: ``1``)
+        coarsen_above (int): With more links than this, Infomap walks
+            groups of nodes, each node joined to its strongest neighbour
+            where the two link both ways
+            (:func:`~ltc_pyg.cluster.map_equation.map_equation_clusters`).
+            (default: ``100_000_000``, ~2M nodes at the automatic threshold)
     """
     k: int | None = None
     threshold: float | None = None
     temperature: float | None = None
     prune_fraction: float = 0.0
     num_trials: int = 1
+    coarsen_above: int = COARSEN_ABOVE
 
     def __post_init__(self) -> None:
         _check_optional('k', self.k, 2)
@@ -480,6 +487,7 @@ class InfomapParams:
             raise ValueError(f'prune_fraction must be in [0, 1) (got '
                              f'{self.prune_fraction})')
         _check_optional('num_trials', self.num_trials, 1)
+        _check_optional('coarsen_above', self.coarsen_above, 0)
 
 
 class InfomapMethod(BaselineMethod):
@@ -494,4 +502,5 @@ class InfomapMethod(BaselineMethod):
             neighbor, similarity,
             self.threshold(graph, self.params.threshold, rule='flow'),
             self.params.temperature, self.params.prune_fraction,
-            self.params.num_trials, seed=self.seed)
+            self.params.num_trials, seed=self.seed,
+            coarsen_above=self.params.coarsen_above)

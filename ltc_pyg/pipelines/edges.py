@@ -34,7 +34,10 @@ from torch import Tensor
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from ltc_pyg.cluster.map_equation import knn_map_equation_clusters
+from ltc_pyg.cluster.map_equation import (
+    COARSEN_ABOVE,
+    knn_map_equation_clusters,
+)
 from ltc_pyg.cluster.merge import merge_linked_clusters
 from ltc_pyg.cluster.threshold import graph_threshold
 from ltc_pyg.distributed import (
@@ -66,11 +69,13 @@ logger = logging.getLogger(__name__)
 
 
 def _walk(neighbor: Tensor, weight: Tensor, keep: Tensor, num_trials: int,
-          seed: int, unlinked_singletons: bool) -> np.ndarray:
+          seed: int, unlinked_singletons: bool, coarsen_above: int
+          ) -> np.ndarray:
     r"""Directed Infomap on the kNN slots kept by the ``[N, k]`` mask
     ``keep``, weighted ``weight`` (``[N, k]``)."""
     labels = knn_map_equation_clusters(neighbor, weight, keep,
-                                       num_trials=num_trials, seed=seed)
+                                       num_trials=num_trials, seed=seed,
+                                       coarsen_above=coarsen_above)
     if unlinked_singletons:
         labels[~keep.any(dim=1).numpy()] = -1
         labels = relabel_by_first_appearance(labels)
@@ -107,12 +112,15 @@ class FCESParams:
             one Infomap seed in ten (two in ten with the faces in random
             order) split its 530-photo identity, 0.84 instead of 0.97
             pairwise F; the best of two trials did not in ten seeds.
+        coarsen_above (int): As in ``infomap``: with more kept links than
+            this, Infomap walks groups of nodes.
     """
     temperature: float | None = None
     threshold: float = 0.22
     min_similarity: float | None = None
     unlinked_singletons: bool = True
     num_trials: int = 2
+    coarsen_above: int = COARSEN_ABOVE
 
     def __post_init__(self) -> None:
         if self.temperature is not None and not self.temperature > 0:
@@ -180,7 +188,8 @@ class FCESMethod(ClusteringMethod):
             below = graph.knn_similarity < self.min_similarity_
             keep = early_stop(nep.masked_fill(below, -1.0), params.threshold)
             return _walk(graph.knn_neighbor, nep, keep, params.num_trials,
-                         self.seed, params.unlinked_singletons)
+                         self.seed, params.unlinked_singletons,
+                         params.coarsen_above)
 
     def describe(self) -> dict[str, Any]:
         described = super().describe()
@@ -222,6 +231,7 @@ class LearnedEdgesParams:
             (``k = 80``).
         unlinked_singletons (bool): As in ``fc-es``.
         num_trials (int): Infomap trials.
+        coarsen_above (int): As in ``fc-es``.
         inference_batch_size (int): Edges scored at once (in blocks of
             whole rows).
         fallback (bool): Also train a scorer of the similarity alone (no
@@ -242,6 +252,7 @@ class LearnedEdgesParams:
     merge_mass: float = 4.0
     unlinked_singletons: bool = True
     num_trials: int = 1
+    coarsen_above: int = COARSEN_ABOVE
     inference_batch_size: int = 1_000_000
     fallback: bool = True
     train: TrainParams = field(default_factory=lambda: TrainParams(
@@ -486,7 +497,7 @@ class LearnedEdgesMethod(LearnedMethod):
         with timer('Infomap'):  # on rank 0 under torchrun, as the merge
             labels = run_on_main(lambda: _walk(
                 neighbor, weight, keep, params.num_trials, self.seed,
-                params.unlinked_singletons))
+                params.unlinked_singletons, params.coarsen_above))
         if params.merge_mass > 0:
             with timer('merge'):
                 labels = run_on_main(lambda: merge_linked_clusters(

@@ -179,3 +179,129 @@ def test_either_import_order_of_faiss_and_infomap(first):
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-500:]
     assert run.stdout.strip() == '[0, 0, 0, 1]'
+
+
+def _noisy_network(directed: bool) -> sp.csr_matrix:
+    # Five groups of 12 with 10% stray links and two nodes with no out-link
+    # (60 and 61 join only through in-links); directed, also a self-link.
+    gen = np.random.default_rng(7)
+    source = gen.integers(0, 60, 700)
+    target = gen.integers(0, 62, 700)
+    stray = gen.random(700) < 0.1
+    linked = (source // 12 == target // 12) | stray | (target >= 60)
+    source, target = source[linked], target[linked]
+    weight = gen.random(source.size) + 0.1
+    if directed:
+        source, target = np.append(source, 5), np.append(target, 5)
+        weight = np.append(weight, 2.0)
+    else:
+        source, target = (np.concatenate([source, target]),
+                          np.concatenate([target, source]))
+        weight = np.concatenate([weight, weight])
+    return sp.csr_matrix((weight, (source, target)), shape=(62, 62))
+
+
+def _infomap_run(adjacency: sp.csr_matrix, directed: bool,
+                 markov_time: float = 1.0, **options):
+    Infomap = map_equation._infomap_class()
+    from infomap import Options
+
+    model = Infomap(two_level=True, directed=directed, silent=True,
+                    num_trials=1, seed=1, markov_time=markov_time,
+                    options=Options(**options))
+    model.add_nodes(range(adjacency.shape[0]))
+    links = adjacency.tocoo()
+    if not directed:  # Infomap's undirected links: each pair once
+        upper = links.row <= links.col
+        links = sp.coo_matrix((links.data[upper], (links.row[upper],
+                                                   links.col[upper])))
+    model.add_links(np.stack([links.row, links.col, links.data], axis=1))
+    return model
+
+
+@pytest.mark.parametrize('directed', [True, False])
+def test_link_flow_is_infomaps_own(directed):
+    adjacency = _noisy_network(directed)
+    result = _infomap_run(adjacency, directed).run()
+    expected = np.zeros((62, 62))
+    for source, target, flow in result.links(data='flow'):
+        expected[source, target] += flow
+        if not directed and source != target:
+            expected[source, target] -= flow / 2  # half of it each way
+            expected[target, source] += flow / 2
+    node_flow = np.zeros(62)
+    for node in result.nodes():
+        node_flow[node.node_id] = node.flow
+    flow, flow_of_nodes = map_equation.link_flow(adjacency.copy(), directed)
+    assert np.abs(flow.toarray() - expected).max() < 1e-12
+    assert np.abs(flow_of_nodes - node_flow).max() < 1e-12
+    assert flow.sum() == pytest.approx(1.0)
+
+
+def test_strongest_link_groups_need_reciprocated_links():
+    # 1 <-> 0 (0.9) joins 0 and 1. 2 -> 0 (0.95) is the strongest link of
+    # both 0 and 2 but one way: 2 stays out. 3's strongest, 2 -> 3 (0.5), is
+    # one way too, but 4's, 3 <-> 4 (0.3), joins them (4's self-link does
+    # not count); 5 has no link.
+    source = [0, 1, 2, 2, 3, 4, 4]
+    target = [1, 0, 3, 0, 4, 3, 4]
+    weight = [0.9, 0.9, 0.5, 0.95, 0.3, 0.3, 5.0]
+    adjacency = sp.csr_matrix((weight, (source, target)), shape=(6, 6))
+    group = map_equation.strongest_link_groups(adjacency)
+    assert group.dtype == np.int64
+    assert group.tolist() == [0, 0, 1, 2, 2, 3]
+
+
+@pytest.mark.parametrize('directed', [True, False])
+@pytest.mark.parametrize('markov_time', [1.0, 2.0])
+def test_groups_keep_the_map_equation_of_their_nodes(directed, markov_time):
+    # Two partitions of the groups differ in description length, in the
+    # grouped network, by exactly as many bits as the same partitions of
+    # their nodes: the two map equations differ by a constant (the entropy
+    # of the visits within each group), so both rank partitions alike.
+    adjacency = _noisy_network(directed)
+    group, flow, node_flow = map_equation._grouped_network(adjacency.copy(),
+                                                          directed)
+    assert 5 < node_flow.size < 62 and node_flow.sum() == pytest.approx(1.0)
+    lengths = []
+    for parts in (4, 3):
+        grouped = map_equation._precomputed_model(
+            flow, node_flow, markov_time=markov_time, no_infomap=True).run(
+            initial_partition={g: g % parts for g in range(node_flow.size)})
+        nodes = _infomap_run(adjacency, directed, markov_time=markov_time,
+                             no_infomap=True).run(
+            initial_partition={i: g % parts
+                               for i, g in enumerate(group.tolist())})
+        assert grouped.num_top_modules == nodes.num_top_modules == parts
+        lengths.append((grouped.codelength, nodes.codelength))
+    (grouped_4, nodes_4), (grouped_3, nodes_3) = lengths
+    assert abs(nodes_4 - nodes_3) > 0.01
+    assert grouped_4 - grouped_3 == pytest.approx(nodes_4 - nodes_3,
+                                                  abs=1e-9)
+
+
+@pytest.mark.parametrize('directed', [True, False])
+def test_the_grouped_walk_finds_the_communities(directed):
+    labels = map_equation_clusters(EDGE_INDEX, EDGE_WEIGHT, num_nodes=7,
+                                   directed=directed, coarsen_above=0)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2]
+
+
+def test_large_knn_rows_walk_groups(monkeypatch):
+    # Four groups of 10 under shuffled ids: above coarsen_above the rows go
+    # to the grouped walk, with the same communities.
+    gen = torch.Generator().manual_seed(5)
+    group = torch.arange(40)[torch.randperm(40, generator=gen)] // 10
+    score = torch.rand(40, 40, generator=gen) + 2 * (group.view(-1, 1)
+                                                     == group.view(1, -1))
+    weight, neighbor = score.topk(8, dim=1)  # column 0: the node itself
+    keep = weight > 1.0
+    walked = []
+    grouped = map_equation._grouped_partition
+    monkeypatch.setattr(map_equation, '_grouped_partition',
+                        lambda *args: walked.append(1) or grouped(*args))
+    labels = map_equation.knn_map_equation_clusters(neighbor, weight, keep,
+                                                    coarsen_above=100)
+    assert walked == [1]
+    expected = relabel_by_first_appearance(group.numpy())
+    assert labels.tolist() == expected.tolist()
