@@ -121,15 +121,17 @@ def load_method(path: str | Path, name: str, params: Any = None,
                 ) -> tuple[ClusteringMethod, KNNConfig | None]:
     r"""Builds method ``name`` from a checkpoint.
 
-    For our checkpoints the stored parameters are used unless ``params`` is
-    given, and the stored kNN settings are returned (and set as the method's
+    For our checkpoints the stored parameters are used, with ``params``
+    over them, and the stored kNN settings are returned (and set as the method's
     ``trained_knn``); for original checkpoints
     ``params`` (or the defaults) apply and the kNN settings are ``None``.
 
     Args:
         path (str): Checkpoint file.
         name (str): Method the checkpoint must belong to.
-        params (optional): Parameters overriding the stored ones.
+        params (optional): Parameters overriding the stored ones: a
+            mapping replaces the keys it names (nested ones too, e.g.
+            ``{'train': {'steps': 5}}``), a ``Params`` instance all of them.
         restore_rng (bool, optional): Restore the global random states
             saved with the checkpoint (to resume training bit-identically).
             (default: :obj:`False`)
@@ -150,8 +152,14 @@ def load_method(path: str | Path, name: str, params: Any = None,
         raise ValueError(f"{path} holds a '{payload['method']}' model, not "
                          f"'{name}'")
     with _naming(path, name):
+        cls = get_method(name)
+        stored = cls.upgrade_params(payload['params'])
         if params is None:
-            params = get_method(name).upgrade_params(payload['params'])
+            params = stored
+        elif isinstance(params, dict):  # the keys given, over the stored
+            params = from_dict(cls.Params, params, f'{name} params',
+                               base=from_dict(cls.Params, stored,
+                                              f'{path} params'))
         method = build_method(name, params, **kwargs)
         method.load_state_dict(payload['state'])
     method.trained_knn = from_dict(KNNConfig, payload['knn'])

@@ -265,3 +265,14 @@ def test_cli_trains_and_clusters_learned_edges(splits, tmp_path):
     assert scores['pairwise_fscore'] > 0.8
     assert read_labels(tmp_path / 'pred.meta').shape == (
         splits['test'].x.shape[0],)
+    # --param overrides one stored parameter and keeps the others (the
+    # model's own hidden_channels=8 among them): here the walk on groups.
+    assert main(['-q', 'cluster', '--method', 'learned-edges', '--features',
+                 str(tmp_path / 't.bin'), '--labels', str(tmp_path / 't.meta'),
+                 *common, '--checkpoint', str(tmp_path / 'e.pt'), '--param',
+                 'coarsen_above=0', '--out', str(tmp_path / 'pred.meta'),
+                 '--report', str(report)]) == 0
+    grouped = json.loads(report.read_text())
+    assert grouped['params']['hidden_channels'] == 8
+    assert grouped['params']['coarsen_above'] == 0
+    assert grouped['metrics']['pairwise_fscore'] > 0.8
