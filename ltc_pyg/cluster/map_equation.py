@@ -355,7 +355,8 @@ def _grouped_partition(adjacency: sp.csr_matrix, directed: bool,
                        markov_time: float, num_trials: int, seed: int
                        ) -> np.ndarray:
     r"""Infomap on the groups of :func:`strongest_link_groups`
-    (:func:`_grouped_network`), and the labels of their nodes."""
+    (:func:`_grouped_network`), and the labels of their nodes, numbered by
+    first appearance."""
     group, flow, node_flow = _grouped_network(adjacency, directed)
     logger.info('Infomap on %d groups of %d nodes, %d links between them',
                 node_flow.size, group.size, flow.nnz)
@@ -365,7 +366,7 @@ def _grouped_partition(adjacency: sp.csr_matrix, directed: bool,
     module = _module_ids(model, node_flow.size)
     del model
     _return_freed_memory()
-    return module[group]
+    return relabel_by_first_appearance(module[group])
 
 
 def _module_ids(model: Any, num_nodes: int) -> np.ndarray:
@@ -469,8 +470,8 @@ def map_equation_clusters(edge_index: Tensor, edge_weight: Tensor | None,
             weight = np.concatenate([weight, weight])
         adjacency = sp.csr_matrix((weight, (source, target)),
                                   shape=(num_nodes, num_nodes))  # summed
-        return relabel_by_first_appearance(_grouped_partition(
-            adjacency, directed, markov_time, num_trials, seed))
+        return _grouped_partition(adjacency, directed, markov_time,
+                                  num_trials, seed)
     order = locality_order(_edge_adjacency(edge_index, num_nodes))
     return _partition_of_links(_edge_blocks(edge_index, edge_weight), order,
                                directed, markov_time, num_trials, seed)
@@ -523,8 +524,8 @@ def knn_map_equation_clusters(neighbor: Tensor, weight: Tensor, keep: Tensor,
                                   weight[keep].double().numpy())
         del kept_ids
         adjacency.sum_duplicates()
-        return relabel_by_first_appearance(_grouped_partition(
-            adjacency, True, markov_time, num_trials, seed))
+        return _grouped_partition(adjacency, True, markov_time, num_trials,
+                                  seed)
     order = locality_order(csr_from_rows(
         keep.sum(dim=1).numpy(), kept_ids.numpy(),
         np.ones(kept_ids.numel(), dtype=np.int8)))

@@ -122,9 +122,9 @@ def load_method(path: str | Path, name: str, params: Any = None,
     r"""Builds method ``name`` from a checkpoint.
 
     For our checkpoints the stored parameters are used, with ``params``
-    over them, and the stored kNN settings are returned (and set as the method's
-    ``trained_knn``); for original checkpoints
-    ``params`` (or the defaults) apply and the kNN settings are ``None``.
+    over them, and the stored kNN settings are returned (and set as the
+    method's ``trained_knn``); for original checkpoints ``params`` (or the
+    defaults) apply and the kNN settings are ``None``.
 
     Args:
         path (str): Checkpoint file.
