@@ -6,8 +6,10 @@ Rows (pairwise F, BCubed F, NMI on the test split):
 * ``infomap``: Infomap on the kNN graph cut at a similarity threshold
   chosen on the train split (the reference to beat);
 * ``fc-es (default)``: NEP + early stop + Infomap with the package's
-  defaults (temperature read from the test graph, ``threshold`` 0.22);
-* ``fc-es (chosen on train)``: ``threshold`` chosen on the train split;
+  defaults (temperature and similarity floor read from the test graph,
+  ``nep_threshold`` 0.22);
+* ``fc-es (chosen on train)``: its similarity floor (``threshold``) chosen
+  on the train split, as Infomap's;
 * ``learned-edges``: the edge scorer trained on the train split (budget
   from ``--config``), links at probability :math:`\geq 0.5` weighted by
   their log-odds, clusters merged by link mass.

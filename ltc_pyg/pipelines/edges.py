@@ -4,8 +4,9 @@ r"""Methods that choose the edges and let the map equation cluster them.
   early stopping and directed Infomap on the kept links, from "Face
   Clustering via Early Stopping and Edge Recall" (`Liu et al., 2024
   <https://arxiv.org/abs/2408.13431>`_), with one addition: no link below
-  a similarity floor read from the data (``min_similarity``), which NEP
-  alone cannot replace where most people have fewer photos than ``k``.
+  a similarity floor (``threshold``, read from the data as Infomap's
+  threshold is), which NEP alone cannot replace where most people have
+  fewer photos than ``k``.
 * ``learned-edges``: an :class:`~ltc_pyg.nn.models.EdgeScorer` trained on a
   labelled split gives every kNN edge a same-identity probability; the
   edges above ``threshold`` (a probability, so the same on every
@@ -90,22 +91,25 @@ class FCESParams:
         temperature (float, optional): NEP softmax temperature :math:`T`;
             read from the data when omitted
             (:func:`~ltc_pyg.graph.edge_probability.default_temperature`).
-        threshold (float): Early-stop threshold :math:`\theta` on NEP.
-        min_similarity (float, optional): Links below this cosine
-            similarity are never kept, whatever their NEP; read from the
-            graph when omitted, as Infomap's threshold is
+        threshold (float, optional): The similarity floor: links below
+            this cosine similarity are never kept, whatever their NEP. Read
+            from the graph when omitted, as Infomap's threshold is
             (:func:`~ltc_pyg.cluster.threshold.graph_threshold`, its
-            ``'flow'`` rule), and ``-1`` turns it off (the paper's
-            method). NEP is the mass two kNN rows put on shared
-            neighbours: where most people have fewer photos than ``k``
-            (LFW), strangers in one dense region share as many neighbours
-            as a person's photos do, and only the similarity tells them
-            apart (on LFW the floor lifts ``fc-es`` from 0.64 to 0.97
-            pairwise F; on synthetic it costs 0.2 points; see
-            ``benchmarks/README.md``).
+            ``'flow'`` rule); ``-1`` turns it off (the paper's method). It
+            is the parameter threshold sweeps and ``--threshold`` set: a
+            floor chosen on one split transfers to another of the same
+            embedding, while no NEP threshold does between CFP and LFW
+            (``benchmarks/README.md``). NEP is the mass two kNN rows put
+            on shared neighbours: where most people have fewer photos than
+            ``k`` (LFW), strangers in one dense region share as many
+            neighbours as a person's photos do, and only the similarity
+            tells them apart (on LFW the floor lifts ``fc-es`` from 0.64 to
+            0.97 pairwise F; on synthetic it costs 0.2 points).
+        nep_threshold (float): Early-stop threshold :math:`\theta` on NEP.
+            (default: ``0.22``, the paper's)
         unlinked_singletons (bool): Nodes that keep no link are singletons
             even where Infomap puts them in a module, as in the paper's code
-            (+1.5 points of pairwise F on LFW at the best threshold).
+            (+1.5 points of pairwise F on LFW at the best NEP threshold).
         num_trials (int): Infomap trials; the partition with the shortest
             description is kept. Two, because one trial now and then codes
             a large identity as two modules, a longer description: on LFW
@@ -116,8 +120,8 @@ class FCESParams:
             this, Infomap walks groups of nodes.
     """
     temperature: float | None = None
-    threshold: float = 0.22
-    min_similarity: float | None = None
+    threshold: float | None = None
+    nep_threshold: float = 0.22
     unlinked_singletons: bool = True
     num_trials: int = 2
     coarsen_above: int = COARSEN_ABOVE
@@ -126,13 +130,13 @@ class FCESParams:
         if self.temperature is not None and not self.temperature > 0:
             raise ValueError(f'temperature must be positive (got '
                              f'{self.temperature})')
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f'threshold is a NEP, a probability mass in '
-                             f'[0, 1] (got {self.threshold})')
-        if (self.min_similarity is not None
-                and not -1.0 <= self.min_similarity <= 1.0):
-            raise ValueError(f'min_similarity must be a cosine similarity '
-                             f'in [-1, 1] (got {self.min_similarity})')
+        if (self.threshold is not None
+                and not -1.0 <= self.threshold <= 1.0):
+            raise ValueError(f'threshold is a cosine similarity floor in '
+                             f'[-1, 1] (got {self.threshold})')
+        if not 0.0 <= self.nep_threshold <= 1.0:
+            raise ValueError(f'nep_threshold is a NEP, a probability mass '
+                             f'in [0, 1] (got {self.nep_threshold})')
 
 
 class FCESMethod(ClusteringMethod):
@@ -144,28 +148,23 @@ class FCESMethod(ClusteringMethod):
     def __init__(self, params: Any = None, device: str = 'cpu', seed: int = 0,
                  progress_bar: bool | None = None) -> None:
         super().__init__(params, device, seed, progress_bar)
-        # NEP and the similarity floor of the last graph, shared by copies
-        # of this method (threshold sweeps re-cluster the same graph at
-        # other thresholds).
+        # The NEP of the last graph, shared by copies of this method
+        # (threshold sweeps re-cluster the same graph at other floors).
         self._nep_cache: dict[tuple[int, float], Tensor] = {}
         self._floor_cache: dict[int, float] = {}
-        self.min_similarity_: float | None = None
-
-    def sweep_values(self, graph: Data) -> np.ndarray:
-        r"""Thresholds a sweep tries: NEP is a probability mass."""
-        return np.round(np.linspace(0.05, 0.6, 12), 4)
+        self.threshold_: float | None = None
 
     def similarity_floor(self, graph: Data) -> float:
-        r"""``min_similarity``, or the graph's ``'flow'``
+        r"""``threshold``, or the graph's ``'flow'``
         :func:`~ltc_pyg.cluster.threshold.graph_threshold`."""
-        if self.params.min_similarity is not None:
-            return self.params.min_similarity
+        if self.params.threshold is not None:
+            return self.params.threshold
         key = graph.knn_neighbor.data_ptr()
         if key not in self._floor_cache:
             self._floor_cache.clear()
             self._floor_cache[key] = graph_threshold(
                 graph.knn_neighbor, graph.knn_similarity, 'flow')
-            logger.info("Chose fc-es's min_similarity %.4f from the kNN "
+            logger.info("Chose fc-es's threshold %.4f from the kNN "
                         'similarity distribution', self._floor_cache[key])
         return self._floor_cache[key]
 
@@ -183,18 +182,19 @@ class FCESMethod(ClusteringMethod):
                     graph.knn_neighbor, graph.knn_similarity, temperature)
             nep = self._nep_cache[key]
         with timer('similarity floor'):
-            self.min_similarity_ = self.similarity_floor(graph)
+            self.threshold_ = self.similarity_floor(graph)
         with timer('early stop + Infomap'):
-            below = graph.knn_similarity < self.min_similarity_
-            keep = early_stop(nep.masked_fill(below, -1.0), params.threshold)
+            below = graph.knn_similarity < self.threshold_
+            keep = early_stop(nep.masked_fill(below, -1.0),
+                              params.nep_threshold)
             return _walk(graph.knn_neighbor, nep, keep, params.num_trials,
                          self.seed, params.unlinked_singletons,
                          params.coarsen_above)
 
     def describe(self) -> dict[str, Any]:
         described = super().describe()
-        if self.min_similarity_ is not None:
-            described['min_similarity_used'] = self.min_similarity_
+        if self.params.threshold is None and self.threshold_ is not None:
+            described['threshold_used'] = self.threshold_
         return described
 
 

@@ -25,6 +25,7 @@ from ltc_pyg.pipelines.run import (
     build_graph,
     cluster,
     make_method,
+    sweep_values,
     threshold_sweep,
     train,
 )
@@ -49,7 +50,8 @@ def graphs(splits):
 
 def test_fc_es_keeps_the_nep_prefix_of_each_row(graphs):
     graph = graphs['test']
-    method = make_method('fc-es', {'threshold': 0.3, 'temperature': 0.2})
+    method = make_method('fc-es', {'nep_threshold': 0.3,
+                                   'temperature': 0.2})
     labels = cluster(graph, method).labels
     assert labels.shape == (graph.num_nodes,)
     # Every kept link joins its two ends (a module never splits a link
@@ -66,8 +68,8 @@ def test_fc_es_keeps_the_nep_prefix_of_each_row(graphs):
 def test_fc_es_unlinked_nodes_can_be_forced_alone(graphs):
     graph = graphs['test']
     high = 0.99  # almost every row stops at its first neighbour
-    kept = make_method('fc-es', {'threshold': high})
-    alone = make_method('fc-es', {'threshold': high,
+    kept = make_method('fc-es', {'nep_threshold': high})
+    alone = make_method('fc-es', {'nep_threshold': high,
                                   'unlinked_singletons': True})
     nep = neighbor_edge_probability(graph.knn_neighbor, graph.knn_similarity)
     unlinked = (nep[:, 1] < high).numpy()
@@ -81,10 +83,9 @@ def test_fc_es_keeps_no_link_below_its_similarity_floor(graphs):
     graph = graphs['test']
     similarity = graph.knn_similarity
     floor = float(similarity[:, 1].median())  # half the rows start below
-    method = make_method('fc-es', {'threshold': 0.0,
-                                   'min_similarity': floor})
+    method = make_method('fc-es', {'nep_threshold': 0.0, 'threshold': floor})
     labels = cluster(graph, method).labels
-    # threshold 0 keeps every slot down to the floor: the components of
+    # nep_threshold 0 keeps every slot down to the floor: the components of
     # the kept links are the similarity-thresholded graph's, and Infomap
     # only splits them further.
     kept = (similarity >= floor) & (torch.arange(similarity.size(1)) > 0)
@@ -94,17 +95,18 @@ def test_fc_es_keeps_no_link_below_its_similarity_floor(graphs):
     assert len(set(zip(labels, components, strict=True))) == labels.max() + 1
     alone = (similarity[:, 1] < floor).numpy()
     assert alone.any() and (np.bincount(labels)[labels[alone]] == 1).all()
-    assert method.describe()['min_similarity_used'] == floor
+    assert method.threshold_ == floor
+    assert 'threshold_used' not in method.describe()  # it was given
 
 
 def test_fc_es_reads_its_floor_from_the_graph_or_goes_without(graphs):
     graph = graphs['test']
     method = make_method('fc-es')
     cluster(graph, method)
-    assert method.min_similarity_ == graph_threshold(
-        graph.knn_neighbor, graph.knn_similarity, 'flow')
+    assert method.threshold_ == method.describe()['threshold_used'] \
+        == graph_threshold(graph.knn_neighbor, graph.knn_similarity, 'flow')
     # -1 is the paper's fc-es: every row early-stopped on NEP alone.
-    paper = make_method('fc-es', {'min_similarity': -1.0})
+    paper = make_method('fc-es', {'threshold': -1.0})
     nep = neighbor_edge_probability(graph.knn_neighbor, graph.knn_similarity)
     keep = early_stop(nep, 0.22)
     expected = map_equation_clusters(kept_links(graph.knn_neighbor, keep),
@@ -113,18 +115,24 @@ def test_fc_es_reads_its_floor_from_the_graph_or_goes_without(graphs):
     unlinked = ~keep.any(dim=1).numpy()
     assert (labels[~unlinked][:, None] == labels[~unlinked][None]).tolist() \
         == (expected[~unlinked][:, None] == expected[~unlinked][None]).tolist()
-    with pytest.raises(ValueError, match='min_similarity'):
-        make_method('fc-es', {'min_similarity': 1.5})
-    with pytest.raises(ValueError, match='threshold is a NEP'):
-        make_method('fc-es', {'threshold': -0.1})
+    with pytest.raises(ValueError, match=r'similarity floor .* \(got 1.5\)'):
+        make_method('fc-es', {'threshold': 1.5})
+    with pytest.raises(ValueError, match=r'nep_threshold is a NEP'):
+        make_method('fc-es', {'nep_threshold': -0.1})
 
 
-def test_fc_es_sweeps_nep_thresholds_on_one_nep(graphs):
+def test_fc_es_sweeps_similarity_floors_on_one_nep(graphs):
+    graph = graphs['train']
     method = make_method('fc-es')
-    sweep = threshold_sweep(graphs['train'], method)
+    sweep = threshold_sweep(graph, method)
+    # The floor is a similarity, swept as Infomap's threshold is: over the
+    # similarities of each node to its nearest other node.
     assert sweep['param'] == 'threshold'
-    assert sweep['values'][0] == 0.05 and len(sweep['metrics']) == 12
+    assert sweep['values'] == sweep_values(graph.knn_similarity[:, 1:2],
+                                           15).tolist()
     assert len(method._nep_cache) == 1  # computed once, shared by copies
+    recall = [m['pairwise_recall'] for m in sweep['metrics']]
+    assert recall[-1] < recall[0]  # a higher floor keeps fewer links
 
 
 def test_learned_edges_train_score_and_cluster(graphs, tmp_path):
