@@ -253,6 +253,26 @@ def test_strongest_link_groups_need_reciprocated_links():
 
 
 @pytest.mark.parametrize('directed', [True, False])
+def test_partition_codelength_is_infomaps_own(directed):
+    adjacency = _noisy_network(directed)
+    flow, node_flow = map_equation.link_flow(adjacency.copy(), directed)
+    for parts in (1, 3, 5, 62):
+        labels = np.arange(62) % parts
+        result = _infomap_run(adjacency, directed, no_infomap=True).run(
+            initial_partition=dict(enumerate(labels.tolist())))
+        assert map_equation.partition_codelength(
+            flow, node_flow, labels) == pytest.approx(result.codelength,
+                                                      abs=1e-9)
+    # One module: the entropy of the visit rates; the five groups of 12
+    # (and the two in-link-only nodes with the last) describe it shorter.
+    one = map_equation.partition_codelength(flow, node_flow,
+                                            np.zeros(62, dtype=np.int64))
+    assert one == pytest.approx(-(node_flow * np.log2(node_flow)).sum())
+    groups = np.minimum(np.arange(62) // 12, 4)
+    assert map_equation.partition_codelength(flow, node_flow, groups) < one
+
+
+@pytest.mark.parametrize('directed', [True, False])
 @pytest.mark.parametrize('markov_time', [1.0, 2.0])
 def test_groups_keep_the_map_equation_of_their_nodes(directed, markov_time):
     # Two partitions of the groups differ in description length, in the

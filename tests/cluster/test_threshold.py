@@ -11,6 +11,7 @@ from ltc_pyg.cluster.threshold import (
 )
 from ltc_pyg.config import KNNConfig
 from ltc_pyg.data.synthetic import make_splits
+from ltc_pyg.graph.components import connected_components
 from ltc_pyg.graph.transforms import knn_to_edges
 from ltc_pyg.pipelines.run import build_graph
 
@@ -56,13 +57,37 @@ def largest(graph, threshold):
                                        graph.num_nodes, threshold)).max()
 
 
-def test_graph_threshold_bimodal_is_otsu():
-    # Nodes 0-3 have a neighbour at 0.9, nodes 4-7 are isolated (0.3).
-    neighbor = torch.tensor([[0, 1], [1, 0], [2, 3], [3, 2], [4, 0], [5, 0],
-                             [6, 0], [7, 0]])
-    similarity = torch.tensor([[1., .9]] * 4 + [[1., .3]] * 4)
-    assert graph_threshold(neighbor, similarity) == otsu_threshold(
-        similarity[:, 1].numpy())
+def lfw_like_knn():
+    # Three people with 4 photos each (0-3, 4-7, 8-11; 0.95 among them),
+    # one stranger link 0 - 4 at 0.7, and eight single-photo people
+    # (12-19) whose nearest other face is at 0.3: the nearest-neighbour
+    # similarities are bimodal.
+    rows, similarities = [], []
+    for i in range(12):
+        person = [j for j in range(i // 4 * 4, i // 4 * 4 + 4) if j != i]
+        stranger = {0: 4, 4: 0}.get(i, 12 + i % 8)
+        rows.append([i, *person, stranger])
+        similarities.append([1.0, .95, .95, .95, .7 if i in (0, 4) else .2])
+    for i in range(12, 20):
+        rows.append([i] + [12 + (i - 12 + d) % 8 for d in (1, 2, 3, 4)])
+        similarities.append([1.0, .3, .25, .2, .15])
+    return torch.tensor(rows), torch.tensor(similarities)
+
+
+def test_graph_threshold_bimodal():
+    neighbor, similarity = lfw_like_knn()
+    start = otsu_threshold(similarity[:, 1].numpy())
+    assert bimodality(similarity[:, 1].numpy()) > BIMODAL
+    assert 0.3 < start < 0.7  # it would join 0 and 4
+    # Infomap splits communities itself: Otsu's threshold.
+    assert graph_threshold(neighbor, similarity, 'flow') == start
+    # Components: the lowest of the thresholds whose components describe
+    # the walk shortest, the one that cuts the stranger link.
+    chosen = graph_threshold(neighbor, similarity)
+    assert 0.7 < chosen < 0.71
+    edge_index, _ = knn_to_edges(neighbor, similarity, chosen)
+    labels = connected_components(edge_index, 20)
+    assert labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4 + list(range(3, 11))
     with pytest.raises(ValueError, match=r'k >= 2, got k=1'):
         graph_threshold(neighbor[:, :1], similarity[:, :1])
     with pytest.raises(ValueError, match="Unknown rule 'x'"):
