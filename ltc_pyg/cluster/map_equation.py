@@ -247,7 +247,7 @@ def _plogp(values: np.ndarray) -> np.ndarray:
     return values * np.log2(np.where(values > 0, values, 1.0))
 
 
-def partition_codelength(flow: sp.csr_matrix, node_flow: np.ndarray,
+def partition_codelength(flow: sp.spmatrix, node_flow: np.ndarray,
                          labels: np.ndarray) -> float:
     r"""The two-level map equation of a partition: the bits per step that
     describe the walk of :func:`link_flow` with one codebook per module
@@ -267,7 +267,8 @@ def partition_codelength(flow: sp.csr_matrix, node_flow: np.ndarray,
     same partition.
 
     Args:
-        flow (scipy.sparse.csr_matrix): ``[N, N]`` link flow.
+        flow (scipy.sparse matrix): ``[N, N]`` link flow (COO is read
+            as it is; other formats are converted on every call).
         node_flow (np.ndarray): ``[N]`` node flow.
         labels (np.ndarray): ``[N]`` module ids ``0..M-1``.
     """

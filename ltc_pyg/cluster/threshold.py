@@ -94,10 +94,13 @@ def _shortest_description(neighbor: Tensor, similarity: Tensor,
     num_nodes = neighbor.shape[0]
     keep = (similarity >= start) & (similarity > 0) & (neighbor >= 0)
     keep &= neighbor != np.arange(num_nodes)[:, None]
+    if not keep.any():
+        return start
     adjacency = csr_from_rows(keep.sum(axis=1), neighbor[keep],
                               similarity[keep].astype(np.float64))
     flow, node_flow = link_flow(adjacency.maximum(adjacency.T).tocsr(),
                                 directed=False)
+    flow = flow.tocoo()  # once, not at every value of the grid
     edge_index, forest_similarity = forest
     grid = np.linspace(start, np.quantile(similarity[:, 1], 0.98),
                        DESCRIPTION_GRID)
