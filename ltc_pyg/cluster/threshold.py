@@ -102,7 +102,7 @@ def _shortest_description(neighbor: Tensor, similarity: Tensor,
                                 directed=False)
     flow = flow.tocoo()  # once, not at every value of the grid
     edge_index, forest_similarity = forest
-    grid = np.linspace(start, np.quantile(similarity[:, 1], 0.98),
+    grid = np.linspace(start, float(np.quantile(similarity[:, 1], 0.98)),
                        DESCRIPTION_GRID)
     lengths = [partition_codelength(flow, node_flow, connected_components(
         edge_index[:, forest_similarity >= value], num_nodes))

@@ -88,6 +88,17 @@ def test_graph_threshold_bimodal():
     edge_index, _ = knn_to_edges(neighbor, similarity, chosen)
     labels = connected_components(edge_index, 20)
     assert labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4 + list(range(3, 11))
+    # Under 2% of the nodes with a close neighbour (one pair in 200): the
+    # 98% quantile lies below Otsu's threshold, where the components are
+    # those of the described links themselves (no flow leaves them), and
+    # no lower threshold, which only merges them, describes the walk
+    # shorter.
+    rows = [[0, 1], [1, 0]] + [[i, 2 + (i - 1) % 198] for i in range(2, 200)]
+    nearest = [.95, .95] + [.3 + .001 * (i % 7) for i in range(2, 200)]
+    few = torch.tensor([[1.0, value] for value in nearest])
+    assert bimodality(few[:, 1].numpy()) > BIMODAL
+    assert graph_threshold(torch.tensor(rows), few) == otsu_threshold(
+        few[:, 1].numpy())
     with pytest.raises(ValueError, match=r'k >= 2, got k=1'):
         graph_threshold(neighbor[:, :1], similarity[:, :1])
     with pytest.raises(ValueError, match="Unknown rule 'x'"):
