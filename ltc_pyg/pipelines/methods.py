@@ -266,6 +266,10 @@ def parameter_help(params: type) -> dict[str, str]:
             for name, words in found.items()}
 
 
+#: The TeX of parameter docstrings as a terminal shows it.
+TEX_AS_TEXT = {r'\geq': '>=', r'\theta': 'θ', r'\log': 'log'}
+
+
 def first_sentence(text: str) -> str:
     r"""The first sentence of docstring text, markup removed, for the
     terminal."""
@@ -273,9 +277,10 @@ def first_sentence(text: str) -> str:
     text = re.sub(r':\w+:`[^`]*`', lambda m: m.group(0).replace(' ', ''),
                   ' '.join(text.split()))
     text = re.split(r'(?<=\.)\s(?=[A-Z(])', text, maxsplit=1)[0]
-    text = text.replace(r':math:`\geq`', '>=')
     text = re.sub(r':\w+:`~?(?:[\w.]*\.)?([^`]+)`', r'\1', text)
-    return text.replace('``', '')
+    for tex, plain in TEX_AS_TEXT.items():
+        text = text.replace(tex, plain)
+    return re.sub(r'\^\{([^}]*)\}', r'^\1', text).replace('``', '')
 
 
 def build_method(name: str, params: Any = None, **kwargs: Any

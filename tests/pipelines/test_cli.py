@@ -179,6 +179,14 @@ def test_methods_lists_parameters(capsys):
                for line in out), out
 
 
+def test_methods_shows_tex_as_text(capsys):
+    assert main(['methods', 'fc-es', 'learned-edges']) == 0
+    out = capsys.readouterr().out
+    assert '    nep_threshold = 0.22: Early-stop threshold θ on NEP.' in out
+    assert "'log-odds' log(p/(1-p)) (floored at 10^-3)" in out
+    assert '\\' not in out and ':math:' not in out
+
+
 def test_param_merges_dotted_and_nested_keys():
     config = {'train': {'steps': 200, 'lr': 0.1}, 'tau': 0.8}
     merged = _parse_params(['train.steps=30', 'train={lr: 0.01}',
