@@ -214,12 +214,6 @@ class ClusteringMethod(ABC):
         training (the default) are always ready."""
         return None
 
-    def sweep_values(self, graph: Data) -> np.ndarray | None:
-        r"""The values a threshold sweep tries, for methods whose threshold
-        is not a similarity; :obj:`None` (the default) sweeps the graph's
-        similarity range."""
-        return None
-
     def describe(self) -> dict[str, Any]:
         r"""The parameters as a plain dict, for reports; a threshold chosen
         on the training split as ``<name>_used``."""

@@ -279,7 +279,7 @@ def threshold_sweep(graph: Data, method: ClusteringMethod,
     ``predict_peaks``: GCN-V, GCN-V+E) run the model once and sweep the
     similarities of the links they threshold; the others cluster again at
     every value, over the similarity of each node to its nearest other
-    node (unless the method has its own :meth:`sweep_values`).
+    node.
 
     Args:
         graph (Data): A graph with ``y``.
@@ -305,8 +305,6 @@ def threshold_sweep(graph: Data, method: ClusteringMethod,
     peaks = None
     if hasattr(method, 'predict_peaks'):
         peaks = method.predict_peaks(prediction_graph(graph, method))
-    if values is None:
-        values = method.sweep_values(graph)
     if values is None:
         values = sweep_values(graph.knn_similarity[:, 1:2] if peaks is None
                               else peaks.similarity, num_values,
