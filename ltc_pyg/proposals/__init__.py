@@ -9,7 +9,11 @@ from ltc_pyg.proposals.candidates import (
     select_candidates,
 )
 from ltc_pyg.proposals.dataset import ProposalGraphs
-from ltc_pyg.proposals.pivot import PivotSubgraphs, nearest_others
+from ltc_pyg.proposals.pivot import (
+    PivotSubgraphs,
+    covering_pivots,
+    nearest_others,
+)
 from ltc_pyg.proposals.super_vertex import (
     IterativeSetting,
     Proposals,
@@ -25,4 +29,4 @@ __all__ += ['CandidateSelection', 'CandidateSubgraphs', 'pick_per_subgraph',
 __all__ += ['ProposalGraphs', 'IterativeSetting', 'ProposalSetting',
             'Proposals', 'SuperVertexProposals', 'generate_proposals',
             'ProposalTargets', 'proposal_targets']
-__all__ += ['PivotSubgraphs', 'nearest_others']
+__all__ += ['PivotSubgraphs', 'covering_pivots', 'nearest_others']

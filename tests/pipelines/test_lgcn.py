@@ -13,6 +13,7 @@ from ltc_pyg.pipelines.checkpoint import load_method
 from ltc_pyg.pipelines.cli import main
 from ltc_pyg.pipelines.lgcn import LGCNMethod, LGCNParams
 from ltc_pyg.pipelines.methods import build_method
+from ltc_pyg.proposals import nearest_others
 
 SMALL = {'k_at_hop': [2, 1], 'active_connection': 1,
          'hidden_channels': [8, 4]}
@@ -70,11 +71,62 @@ def test_lgcn_predict_propagates_under_max_size(max_size, expected):
     assert method.predict(graph).tolist() == expected
 
 
+class CliqueScores(LGCNMethod):
+    r"""Scores a link 0.9 when its pivot is in the first clique of
+    :func:`two_cliques`, else 0.3 (no model)."""
+    def linkage(self, graph, pivots=None):
+        one_hop = nearest_others(graph.knn_neighbor, pivots, 3)
+        pairs = torch.stack([pivots.repeat_interleave(3),
+                             one_hop.reshape(-1)], dim=1).numpy()
+        self.linkage_seconds_ = {'subgraphs': 1.0, 'model': 2.0}
+        return pairs, np.where(pairs[:, 0] < 4, 0.9, 0.3).astype(np.float32)
+
+
+def two_cliques() -> Data:
+    r"""kNN rows (k = 4) of two 4-cliques, 0-3 and 4-7."""
+    rows = [[node] + [other for other in range(node - node % 4,
+                                               node - node % 4 + 4)
+                      if other != node] for node in range(8)]
+    return Data(knn_neighbor=torch.tensor(rows), num_nodes=8)
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_lgcn_scores_covering_pivots_then_nodes_with_no_link(seed):
+    # pivot_coverage=1 and 8 nodes visited one by one: the first visited
+    # node of each clique is its one covering pivot. Clique 0's links score
+    # 0.9; clique 1's score 0.3, so its other three nodes have no link of
+    # probability >= 0.5 and become pivots in the second pass.
+    method = CliqueScores({'k_at_hop': [3, 1], 'active_connection': 1,
+                           'pivot_coverage': 1}, seed=seed)
+    pairs, scores = method.scored_links(two_cliques())
+    first = pairs[::3, 0]
+    assert (first[0] < 4) and (first[1] >= 4) and method.num_pivots_ == 5
+    assert sorted(first[2:]) == sorted(set(range(4, 8)) - {first[1]})
+    assert method.linkage_seconds_ == {'subgraphs': 2.0, 'model': 4.0}
+    assert method.predict(two_cliques()).tolist() == [0] * 4 + [1] * 4
+    assert method.describe()['num_pivots'] == 5
+
+
+def test_lgcn_pivot_coverage_none_or_unreachable_is_every_node():
+    graph = chain_graph()
+    del graph.y
+    # No node is a one-hop node of 4 pivots (k_1 = 2, in-degree <= 3).
+    method = trained({'epochs': 0}, max_size=2, pivot_coverage=4)
+    pairs, scores = method.scored_links(graph)
+    every_node = trained({'epochs': 0}, max_size=2, pivot_coverage=None)
+    expected_pairs, expected_scores = every_node.linkage(graph)
+    assert np.array_equal(pairs, expected_pairs)
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-6)
+    assert method.num_pivots_ == 6
+
+
 def test_lgcn_params_and_errors():
     with pytest.raises(ValueError, match='step'):
         LGCNParams(step=0.0)
     with pytest.raises(ValueError, match='k_at_hop'):
         LGCNParams(k_at_hop=(0, 10))
+    with pytest.raises(ValueError, match='pivot_coverage'):
+        LGCNParams(pivot_coverage=0)
     with pytest.raises(ValueError, match='no trained L-GCN model'):
         LGCNMethod().linkage(chain_graph())
     method = trained({'epochs': 0})
@@ -93,6 +145,7 @@ def test_lgcn_config_is_the_original_ms1m_row():
     assert config.method == 'lgcn' and config.knn.k == 80
     assert (params.k_at_hop, params.active_connection) == ((200, 10), 10)
     assert (params.step, params.max_size, params.pool) == (0.6, 300, 'avg')
+    assert params.pivot_coverage is None  # every node a pivot
 
 
 def fixture_graph(root) -> Data:

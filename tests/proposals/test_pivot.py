@@ -5,7 +5,11 @@ from torch_geometric.data import Batch, Data
 
 from ltc_pyg.data.io import read_features, read_knn
 from ltc_pyg.graph.knn import l2_normalize
-from ltc_pyg.proposals.pivot import PivotSubgraphs, nearest_others
+from ltc_pyg.proposals.pivot import (
+    PivotSubgraphs,
+    covering_pivots,
+    nearest_others,
+)
 
 # Two groups on a chain: 0-1-2 (label 0) and 3-4-5 (label 1); k = 3.
 NEIGHBOR = torch.tensor([[0, 1, 2], [1, 0, 2], [2, 1, 3], [3, 2, 4],
@@ -32,6 +36,54 @@ def test_nearest_others_drops_the_node_by_id():
     # The usual rows, each node first, are sliced: the same values.
     assert nearest_others(NEIGHBOR, torch.tensor([4, 0]), 2).tolist() == [
         [5, 3], [1, 2]]
+
+
+def two_cliques() -> torch.Tensor:
+    r"""kNN rows (k = 4) of two 4-cliques, 0-3 and 4-7."""
+    rows = []
+    for node in range(8):
+        first = node - node % 4
+        rows.append([node] + [other for other in range(first, first + 4)
+                              if other != node])
+    return torch.tensor(rows)
+
+
+@pytest.mark.parametrize('coverage', [1, 2, 3, 4, 9])
+def test_covering_pivots_by_hand(coverage):
+    # Visited one at a time: a clique's first c visited nodes become pivots
+    # (each reaches the other three once), then the rest are reached c times.
+    for seed in range(3):
+        generator = torch.Generator().manual_seed(seed)
+        pivots = covering_pivots(two_cliques(), 3, coverage, generator,
+                                 rounds=8)
+        assert torch.equal(pivots, pivots.sort().values)
+        per_clique = torch.bincount(pivots // 4, minlength=2)
+        assert per_clique.tolist() == [min(coverage, 4)] * 2
+    # One round: nothing is reached before the visit, every node is a pivot.
+    assert covering_pivots(two_cliques(), 3, 1, rounds=1).tolist() == (
+        list(range(8)))
+
+
+def test_covering_pivots_reach_every_node():
+    generator = torch.Generator().manual_seed(0)
+    neighbor = torch.cat([torch.arange(300).view(-1, 1),
+                          torch.randint(300, (300, 9), generator=generator)],
+                         dim=1)
+    for coverage in (1, 3):
+        pivots = covering_pivots(neighbor, 9, coverage,
+                                 torch.Generator().manual_seed(1),
+                                 rounds=20)
+        reached = torch.bincount(
+            nearest_others(neighbor, pivots, 9).reshape(-1), minlength=300)
+        is_pivot = torch.zeros(300, dtype=torch.bool)
+        is_pivot[pivots] = True
+        assert ((reached >= coverage) | is_pivot).all()
+        assert pivots.numel() < 300
+        assert torch.equal(pivots, covering_pivots(
+            neighbor, 9, coverage, torch.Generator().manual_seed(1),
+            rounds=20))
+    with pytest.raises(ValueError, match='coverage >= 1'):
+        covering_pivots(neighbor, 9, 0)
 
 
 def test_pivot_subgraph_of_one_pivot_by_hand():
