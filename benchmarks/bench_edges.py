@@ -32,12 +32,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
-from bench_methods import best_on_train, load_graph, quality_row, trained
+from bench_methods import (
+    add_transfer_arguments,
+    best_on_train,
+    load_graph,
+    quality_row,
+    trained,
+)
 from scipy.stats import rankdata
 
 from ltc_pyg.graph.edge_probability import neighbor_edge_probability
@@ -85,22 +90,11 @@ def with_best(graph: Any, method: Any, args: argparse.Namespace
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--train', nargs=2, required=True,
-                        metavar=('ROOT', 'NAME'))
-    parser.add_argument('--test', nargs=2, required=True,
-                        metavar=('ROOT', 'NAME'))
-    parser.add_argument('--dim', type=int, required=True)
-    parser.add_argument('--knn-dir', type=Path)
-    parser.add_argument('--config', required=True,
-                        help='YAML with a learned-edges entry')
-    parser.add_argument('--work', type=Path, required=True,
-                        help='checkpoints (reused when params match)')
-    parser.add_argument('--seed', type=int, default=0)
+    add_transfer_arguments(parser)
     parser.add_argument('--seeds', type=int, default=1,
                         help='cluster with seeds 0..S-1 and average')
-    parser.add_argument('--retrain', action='store_true')
     args = parser.parse_args(argv)
-    config = yaml.safe_load(Path(args.config).read_text()) or {}
+    config = yaml.safe_load(args.config.read_text()) or {}
     train_graph = load_graph(*args.train, args.dim, args.knn_dir)
     test_graph = load_graph(*args.test, args.dim, args.knn_dir)
     args.work.mkdir(parents=True, exist_ok=True)

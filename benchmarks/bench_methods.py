@@ -164,7 +164,7 @@ def trained(graph, name: str, params: dict[str, Any],
 
 
 def quality(args: argparse.Namespace) -> list[dict[str, Any]]:
-    config = yaml.safe_load(Path(args.config).read_text()) or {}
+    config = yaml.safe_load(args.config.read_text()) or {}
     train_graph = load_graph(*args.train, args.dim, args.knn_dir)
     test_graph = load_graph(*args.test, args.dim, args.knn_dir)
     num_identities = int(np.unique(test_graph.y.numpy()).size)
@@ -355,19 +355,35 @@ def skipped_row(method: str, num_nodes: int,
             f'{budget:.0f} s budget'}
 
 
+def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
+    r"""The arguments of a train-on-one-set, cluster-another benchmark:
+    ``--train`` / ``--test ROOT NAME``, ``--dim``, ``--knn-dir``,
+    ``--config`` (YAML: method name -> params, the training budgets),
+    ``--work`` (checkpoints), ``--seed`` and ``--retrain``."""
+    parser.add_argument('--train', nargs=2, metavar=('ROOT', 'NAME'),
+                        required=True)
+    parser.add_argument('--test', nargs=2, metavar=('ROOT', 'NAME'),
+                        required=True)
+    parser.add_argument('--dim', type=int, required=True)
+    parser.add_argument('--knn-dir', type=Path, help='folder of the kNN '
+                        'files (NAME/faiss_k_80.npz; default ROOT/knns)')
+    parser.add_argument('--config', type=Path, required=True,
+                        help='YAML: method name -> params (training budgets)')
+    parser.add_argument('--work', type=Path, required=True,
+                        help='checkpoints of the learned methods')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='training seed')
+    parser.add_argument('--retrain', action='store_true', help='train even '
+                        'where --work holds a checkpoint of the same params '
+                        'and seed')
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     commands = parser.add_subparsers(dest='command', required=True)
     q = commands.add_parser('quality')
-    q.add_argument('--train', nargs=2, metavar=('ROOT', 'NAME'),
-                   required=True)
-    q.add_argument('--test', nargs=2, metavar=('ROOT', 'NAME'), required=True)
-    q.add_argument('--config', type=Path, required=True,
-                   help='YAML: method name -> params (training budgets)')
-    q.add_argument('--knn-dir', type=Path, help='folder of the kNN files '
-                   '(NAME/faiss_k_80.npz; default ROOT/knns)')
-    q.add_argument('--retrain', action='store_true', help='train even where '
-                   '--work holds a checkpoint of the same params and seed')
+    add_transfer_arguments(q)
+    q.add_argument('--methods', nargs='+', metavar='NAME')
     s = commands.add_parser('scale')
     s.add_argument('--data', nargs=2, metavar=('ROOT', 'NAME'),
                    action='append', required=True,
@@ -382,12 +398,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                    metavar='N', help='also print, per method, the growth of '
                    'time and peak RSS between the two largest sets and their '
                    'extrapolation to these sizes (e.g. 5210000)')
-    for sub in (q, s):
-        sub.add_argument('--dim', type=int, required=True)
-        sub.add_argument('--methods', nargs='+', metavar='NAME')
-        sub.add_argument('--work', type=Path, required=True,
-                         help='checkpoints of the learned methods')
-        sub.add_argument('--seed', type=int, default=0)
+    s.add_argument('--dim', type=int, required=True)
+    s.add_argument('--methods', nargs='+', metavar='NAME')
+    s.add_argument('--work', type=Path, required=True,
+                   help='checkpoints of the learned methods')
+    s.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == 'quality':
         rows = quality(args)
