@@ -77,6 +77,29 @@ def synth(data: Path, name: str) -> list[str]:
     return [str(data / 'synth'), name]
 
 
+def synthetic_transfer(data: Path, script: str, *args: str) -> str:
+    r"""``script ARGS`` trained on synth_train, clustering synth_test, with
+    the budgets of ``benchmarks/configs/synthetic.yaml``."""
+    return py(script, *args, '--train', *synth(data, 'synth_train'),
+              '--test', *synth(data, 'synth_test'), '--dim', '256',
+              '--config', 'benchmarks/configs/synthetic.yaml', '--work',
+              str(data / 'checkpoints' / 'synthetic'))
+
+
+def real_transfer(data: Path, script: str, *args: str) -> str:
+    r"""``script ARGS`` trained on CFP, clustering LFW, with the budgets
+    of ``benchmarks/configs/real.yaml``."""
+    return py(script, *args, '--train', str(SHARED_DATA / 'cfp_dlib128'),
+              'cfp_all', '--test', str(SHARED_DATA / 'lfw_dlib128'),
+              'lfw_all', '--dim', '128', '--knn-dir', str(data / 'knns'),
+              '--config', 'benchmarks/configs/real.yaml', '--work',
+              str(data / 'checkpoints' / 'real'))
+
+
+def real_faces(data: Path) -> list[Path]:
+    return [SHARED_DATA / 'cfp_dlib128', SHARED_DATA / 'lfw_dlib128']
+
+
 def scale_data(data: Path) -> list[str]:
     return [arg for folder, name, _ in SCALE_SETS
             for arg in ('--data', str(data / folder), name)]
@@ -100,31 +123,14 @@ SECTIONS = [
         py('bench_spmm.py', '--num-nodes', '100000', '--k', '80', '--dim',
            '256')]),
     Section('quality-synthetic', lambda data: [
-        py('bench_methods.py', 'quality', '--train',
-           *synth(data, 'synth_train'), '--test', *synth(data, 'synth_test'),
-           '--dim', '256', '--config', 'benchmarks/configs/synthetic.yaml',
-           '--work', str(data / 'checkpoints' / 'synthetic'))]),
+        synthetic_transfer(data, 'bench_methods.py', 'quality')]),
     Section('quality-real', lambda data: [
-        py('bench_methods.py', 'quality', '--train',
-           str(SHARED_DATA / 'cfp_dlib128'), 'cfp_all', '--test',
-           str(SHARED_DATA / 'lfw_dlib128'), 'lfw_all', '--dim', '128',
-           '--knn-dir', str(data / 'knns'), '--config',
-           'benchmarks/configs/real.yaml', '--work',
-           str(data / 'checkpoints' / 'real'))],
-        needs=lambda data: [SHARED_DATA / 'cfp_dlib128',
-                            SHARED_DATA / 'lfw_dlib128']),
+        real_transfer(data, 'bench_methods.py', 'quality')],
+        needs=real_faces),
     Section('edges', lambda data: [
-        py('bench_edges.py', '--train', *synth(data, 'synth_train'),
-           '--test', *synth(data, 'synth_test'), '--dim', '256', '--config',
-           'benchmarks/configs/synthetic.yaml', '--work',
-           str(data / 'checkpoints' / 'synthetic')),
-        py('bench_edges.py', '--train', str(SHARED_DATA / 'cfp_dlib128'),
-           'cfp_all', '--test', str(SHARED_DATA / 'lfw_dlib128'), 'lfw_all',
-           '--dim', '128', '--knn-dir', str(data / 'knns'), '--config',
-           'benchmarks/configs/real.yaml', '--work',
-           str(data / 'checkpoints' / 'real'), '--seeds', '5')],
-        needs=lambda data: [SHARED_DATA / 'cfp_dlib128',
-                            SHARED_DATA / 'lfw_dlib128']),
+        synthetic_transfer(data, 'bench_edges.py'),
+        real_transfer(data, 'bench_edges.py', '--seeds', '5')],
+        needs=real_faces),
     Section('gcn-d-proposals', lambda data: [
         py('bench_gcn_d_s.py', 'quality', '--train',
            *synth(data, 'synth_train'), '--test', *synth(data, 'synth_test'),
@@ -157,6 +163,11 @@ SECTIONS = [
            '--budget', '100000', '--work',
            str(data / 'checkpoints' / 'synthetic'))],
         needs=lambda data: [data / 'checkpoints' / 'synthetic']),
+    # pivot_coverage against every node a pivot, from one all-pivot run.
+    Section('lgcn-pivots', lambda data: [
+        synthetic_transfer(data, 'bench_lgcn_pivots.py'),
+        real_transfer(data, 'bench_lgcn_pivots.py')],
+        needs=real_faces),
     # Features to labels with no kNN file: the search is in the time.
     Section('end-to-end-584k', lambda data: [
         py('bench_end_to_end.py', '--data', str(data / 'synth584k'),
@@ -273,12 +284,12 @@ def run_section(section: Section, data: Path) -> str:
 def rewrite(readme: Path, name: str, body: str) -> None:
     text = readme.read_text()
     pattern = re.compile(rf'(<!-- suite:{re.escape(name)} -->\n).*?'
-                         rf'(\n<!-- /suite:{re.escape(name)} -->)', re.S)
+                         rf'(<!-- /suite:{re.escape(name)} -->)', re.S)
     if not pattern.search(text):
         raise SystemExit(f'{readme} has no <!-- suite:{name} --> section')
     with atomic_write(readme, 'w') as file:
-        file.write(pattern.sub(lambda m: m.group(1) + body + m.group(2),
-                               text))
+        file.write(pattern.sub(
+            lambda m: m.group(1) + body + '\n' + m.group(2), text))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -305,6 +316,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     chosen = [section for section in SECTIONS
               if not args.only or section.name in args.only]
+    text = README.read_text()
+    unmarked = [section.name for section in chosen
+                if f'<!-- suite:{section.name} -->' not in text]
+    if unmarked:
+        parser.error(f'{README} has no <!-- suite:NAME --> section for '
+                     f'{unmarked}: add one before running them')
     prepare(args.data, args.device,
             large=any(section.large for section in chosen))
     for section in chosen:
