@@ -80,7 +80,10 @@ class LGCNParams:
         step (float): Threshold step of the propagation.
         pool (str): How the two scores of a pair combine (``'avg'``,
             ``'max'``, ``'last'``).
-        inference_batch_size (int): Pivot subgraphs per inference batch.
+        inference_batch_size (int): Pivot subgraphs per inference batch
+            (16: a batch's temporaries stay below glibc's 32 MB ``mmap``
+            threshold, so they are reused instead of mapped and faulted in
+            again; 5% faster than 32 at 584K on 2 CPU cores).
         train (TrainParams): The schedule (``batch_size``: pivots;
             ``samples_per_epoch``: pivots drawn per epoch, all labelled
             nodes if ``None``).
@@ -93,7 +96,7 @@ class LGCNParams:
     max_size: int = 300
     step: float = 0.6
     pool: Literal['avg', 'max', 'last'] = 'avg'
-    inference_batch_size: int = 32
+    inference_batch_size: int = 16
     train: TrainParams = field(default_factory=lambda: TrainParams(
         epochs=4, batch_size=16, lr=0.01, weight_decay=1e-4))
 

@@ -131,11 +131,13 @@ class LGCN(ConvHook, torch.nn.Module):
         first = self.convs[0]
         return torch.cat([first.lin_rel.weight, first.lin_root.weight])
 
+    @torch.no_grad()
     def project(self, x: Tensor, batch_size: int = 65536) -> Tensor:
         r"""The first convolution's linear maps of the normalised features
         of every graph node, :math:`[n(\mathbf{X}) \mathbf{W}_{rel}^\top
         \,\|\, n(\mathbf{X}) \mathbf{W}_{root}^\top]` ``[N, 2 F_1]``
-        (``batch_size`` rows at a time), for :meth:`pivot_forward`.
+        (``batch_size`` rows at a time, into one preallocated output; no
+        gradient), for :meth:`pivot_forward`.
 
         Raises:
             ValueError: in training mode (the normalisation must use its
@@ -147,8 +149,11 @@ class LGCN(ConvHook, torch.nn.Module):
                              f'(training={self.training}, convs='
                              f'{[type(c).__name__ for c in self.convs]})')
         weight = self._first_weight().T
-        return torch.cat([self.norm(x[start:start + batch_size]) @ weight
-                          for start in range(0, x.size(0), batch_size)])
+        projected = x.new_empty(x.size(0), weight.size(1))
+        for start in range(0, x.size(0), batch_size):
+            rows = slice(start, start + batch_size)
+            torch.matmul(self.norm(x[rows]), weight, out=projected[rows])
+        return projected
 
     def pivot_forward(self, projected: Tensor, n_id: Tensor, pivot: Tensor,
                       adj_t: Tensor, one_hop_index: Tensor) -> Tensor:
