@@ -156,7 +156,7 @@ SECTIONS = [
         needs=lambda data: [data / 'checkpoints' / 'synthetic'],
         large=True),
     # L-GCN alone at 584K, over the scale budget: 47 minutes on 2 cores
-    # before the projected shortcut of issue 16, ~25-30 expected after.
+    # before issue 16, 6-8 since (exact shortcut, pivot_coverage).
     Section('lgcn-584k', lambda data: [
         py('bench_methods.py', 'scale', '--dim', '256', '--data',
            str(data / 'synth584k'), 'synth_test_584k', '--methods', 'lgcn',
@@ -168,6 +168,14 @@ SECTIONS = [
         synthetic_transfer(data, 'bench_lgcn_pivots.py'),
         real_transfer(data, 'bench_lgcn_pivots.py')],
         needs=real_faces),
+    # The same at 584K: one all-pivot linkage (~25 min on 2 cores) answers
+    # every coverage and seed. Run it alone.
+    Section('lgcn-pivots-584k', lambda data: [
+        py('bench_lgcn_pivots.py', '--train', *synth(data, 'synth_train'),
+           '--test', str(data / 'synth584k'), 'synth_test_584k', '--dim',
+           '256', '--config', 'benchmarks/configs/synthetic.yaml', '--work',
+           str(data / 'checkpoints' / 'synthetic'), '--coverages', '4', '6',
+           '8')]),
     # Features to labels with no kNN file: the search is in the time.
     Section('end-to-end-584k', lambda data: [
         py('bench_end_to_end.py', '--data', str(data / 'synth584k'),
