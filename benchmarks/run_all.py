@@ -185,8 +185,10 @@ SECTIONS = [
            '--knn-method', 'blocked', '--num-probes', BLOCKED_PROBES)],
         needs=lambda data: [data / 'checkpoints' / 'synthetic'
                             / 'learned-edges.pt']),
-    # Exact kNN in torch where faiss-gpu is not installed; learned methods
-    # at 100K and 584K (L-GCN stops at 100K when over 2 minutes there).
+    # Exact kNN in torch where faiss-gpu is not installed; the best method
+    # (learned-edges) and the other learned methods at 100K and 584K (L-GCN
+    # stops at 100K when over 2 minutes there). Checkpoints: the edges and
+    # quality-synthetic sections.
     Section('gpu', lambda data: [
         py('bench_knn.py', '--features', str(data / 'synth584k' / 'features'
                                              / 'synth_test_584k.bin'),
@@ -196,10 +198,12 @@ SECTIONS = [
         py('bench_methods.py', 'scale', '--dim', '256', '--device', 'cuda',
            '--data', str(data / 'synth100k'), 'synth_test_100k',
            '--data', str(data / 'synth584k'), 'synth_test_584k',
-           '--methods', 'gcn-v', 'gcn-v+e', 'gcn-d', 'gcn-d+s', 'lgcn',
+           '--methods', 'learned-edges', 'gcn-v', 'gcn-v+e', 'gcn-d',
+           'gcn-d+s', 'lgcn',
            '--budget', '120', '--work',
            str(data / 'checkpoints' / 'synthetic'))],
-        needs=lambda data: [data / 'checkpoints' / 'synthetic'], gpu=True),
+        needs=lambda data: [data / 'checkpoints' / 'synthetic'
+                            / 'learned-edges.pt'], gpu=True),
 ]
 
 
