@@ -77,11 +77,13 @@ def synth(data: Path, name: str) -> list[str]:
     return [str(data / 'synth'), name]
 
 
-def synthetic_transfer(data: Path, script: str, *args: str) -> str:
-    r"""``script ARGS`` trained on synth_train, clustering synth_test, with
-    the budgets of ``benchmarks/configs/synthetic.yaml``."""
+def synthetic_transfer(data: Path, script: str, *args: str,
+                       test: list[str] | None = None) -> str:
+    r"""``script ARGS`` trained on synth_train, clustering ``test`` (ROOT,
+    NAME; default synth_test), with the budgets of
+    ``benchmarks/configs/synthetic.yaml``."""
     return py(script, *args, '--train', *synth(data, 'synth_train'),
-              '--test', *synth(data, 'synth_test'), '--dim', '256',
+              '--test', *(test or synth(data, 'synth_test')), '--dim', '256',
               '--config', 'benchmarks/configs/synthetic.yaml', '--work',
               str(data / 'checkpoints' / 'synthetic'))
 
@@ -171,11 +173,9 @@ SECTIONS = [
     # The same at 584K: one all-pivot linkage (~25 min on 2 cores) answers
     # every coverage and seed. Run it alone.
     Section('lgcn-pivots-584k', lambda data: [
-        py('bench_lgcn_pivots.py', '--train', *synth(data, 'synth_train'),
-           '--test', str(data / 'synth584k'), 'synth_test_584k', '--dim',
-           '256', '--config', 'benchmarks/configs/synthetic.yaml', '--work',
-           str(data / 'checkpoints' / 'synthetic'), '--coverages', '4', '6',
-           '8')]),
+        synthetic_transfer(data, 'bench_lgcn_pivots.py', '--coverages', '4',
+                           '6', '8', test=[str(data / 'synth584k'),
+                                           'synth_test_584k'])]),
     # Features to labels with no kNN file: the search is in the time.
     Section('end-to-end-584k', lambda data: [
         py('bench_end_to_end.py', '--data', str(data / 'synth584k'),

@@ -12,7 +12,9 @@ only as many as reach every node ``pivot_coverage`` times
 of whose scored links is predicted linked becomes a pivot too, so the model
 itself asks for subgraphs where it saw no link. On the synthetic benchmark
 that is 15% of the nodes, on LFW (a third of it single-photo people) 66%,
-at the quality of all pivots (benchmarks/README.md, "L-GCN at 584K").
+at the quality of all pivots there; at 584K faces, 17% at the same
+pairwise F and 0.8 points lower BCubed F (benchmarks/README.md, "L-GCN
+with fewer pivots").
 The scores of a pair seen from both ends are averaged, and the pseudo-label
 propagation (:func:`~ltc_pyg.graph.components_components`) merges
 linked nodes into clusters of at most ``max_size`` nodes, raising the score
